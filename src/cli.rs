@@ -1,0 +1,79 @@
+//! The command line: one clap derive tree; each subcommand's arguments belong to its module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{policy_test, replay, simulate};
+
+/// Vigil: real-time identity-threat response for Okta.
+///
+/// Okta System Log events are evaluated by Rego policies against per-user state; the decisions
+/// drive Okta, Slack and PagerDuty actions.
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a file of Okta events through the policies and print the decisions (JSON lines).
+    Replay(replay::ReplayArgs),
+    /// Work with a policy directory.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Write simulated Okta System Log traffic, optionally with attacks injected.
+    Simulate(simulate::SimulateArgs),
+}
+
+/// `vigil policy …`
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Run the `test_*` rules of every `*_test.rego` and every `scenarios/*.toml`; report coverage.
+    Test(policy_test::PolicyTestArgs),
+}
+
+/// Init logging and run the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match &cli.command {
+        Command::Replay(args) => replay::run(args).map(|_| true),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
+        Command::Simulate(args) => simulate::run(args).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,6 @@
+//! The detect stage. `pipeline` is the pure, synchronous heart (event → state → policy →
+//! decisions) shared by `vigil replay`, the benches and the live Kafka loop.
+
+pub mod pipeline;
+
+pub use pipeline::{Detector, Outcome};

@@ -1,0 +1,178 @@
+//! Event → per-user state → Rego → decisions, synchronously and deterministically.
+//!
+//! This is the only place state and policy meet. It does no I/O: callers feed events and take
+//! decisions, so replay, tests, benches and the Kafka loop run exactly the same code.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::decision::{self, Action, Decision, EventRef, UserInfo, SCHEMA_VERSION};
+use crate::event::{OktaEvent, UserRef};
+use crate::policy::{Finding, Policy, RuleError};
+use crate::state::{rfc3339, StateLimits, StateStore, StateView};
+
+/// What one event produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Whether the policies were evaluated (the event type is one they look at).
+    pub evaluated: bool,
+    /// The decisions, sorted by rule and key.
+    pub decisions: Vec<Decision>,
+    /// Rules that failed on this event.
+    pub rule_errors: Vec<RuleError>,
+    /// The exact input document the policies received, when asked for.
+    pub input: Option<Value>,
+}
+
+/// The policy input document (see `policies/README.md`).
+#[derive(Serialize)]
+struct Input<'a> {
+    event: &'a Map<String, Value>,
+    user: Option<InputUser<'a>>,
+    now: String,
+    now_ns: i64,
+    state: StateView,
+}
+
+#[derive(Serialize)]
+struct InputUser<'a> {
+    id: &'a str,
+    login: Option<&'a str>,
+    display_name: Option<&'a str>,
+}
+
+/// Owns the state store and a policy; one per worker.
+pub struct Detector {
+    store: StateStore,
+    policy: Policy,
+}
+
+impl Detector {
+    /// A detector with empty state for `policy`'s features.
+    pub fn new(policy: Policy, limits: StateLimits) -> Self {
+        let store = StateStore::new(policy.features().clone(), limits);
+        Detector { store, policy }
+    }
+
+    /// The policy in use.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy in use, mutably (tests and coverage).
+    pub fn policy_mut(&mut self) -> &mut Policy {
+        &mut self.policy
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// Forget all state (a new scenario, a revoked partition).
+    pub fn reset_state(&mut self) {
+        self.store = StateStore::new(self.policy.features().clone(), StateLimits::default());
+    }
+
+    /// Process one event: update state, evaluate if the policies want this event type, and turn
+    /// findings into decisions. `keep_input` returns the input document too.
+    pub fn process(&mut self, event: &OktaEvent, keep_input: bool) -> Outcome {
+        let user = event.user();
+        let state = self.store.observe(user.as_ref().map(|u| u.id.as_str()), event);
+        if !self.policy.features().evaluate.wants(&event.event_type) {
+            return Outcome::default();
+        }
+        let input = Input {
+            event: &event.raw,
+            user: user.as_ref().map(|u| InputUser {
+                id: &u.id,
+                login: u.login.as_deref(),
+                display_name: u.display_name.as_deref(),
+            }),
+            now: rfc3339(event.published_ms()),
+            now_ns: event.published_ms().saturating_mul(1_000_000),
+            state,
+        };
+        let prior_risk = input.state.risk.score;
+        let json = match serde_json::to_value(&input) {
+            Ok(json) => json,
+            Err(e) => {
+                return Outcome {
+                    evaluated: false,
+                    rule_errors: vec![RuleError {
+                        rule: "vigil.input".into(),
+                        message: e.to_string(),
+                    }],
+                    ..Outcome::default()
+                }
+            }
+        };
+        let kept = keep_input.then(|| json.clone());
+        let regorus_input = regorus::Value::from(json);
+        let evaluation = self.policy.evaluate(regorus_input);
+        let mut findings = evaluation.findings;
+        findings.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
+        findings.dedup_by(|a, b| a.rule == b.rule && a.key == b.key);
+        let added: u32 = findings.iter().map(|f| f.risk_weight).sum();
+        let risk_score = prior_risk.saturating_add(added).min(100);
+        if let Some(user) = &user {
+            for f in &findings {
+                self.store
+                    .record_signal(&user.id, &f.rule, f.risk_weight, event.published_ms());
+            }
+        }
+        let decisions = findings
+            .into_iter()
+            .map(|f| self.decide(event, user.as_ref(), f, risk_score))
+            .collect();
+        Outcome {
+            evaluated: true,
+            decisions,
+            rule_errors: evaluation.errors,
+            input: kept,
+        }
+    }
+
+    fn decide(&self, event: &OktaEvent, user: Option<&UserRef>, f: Finding, risk_score: u32) -> Decision {
+        let decision_id = decision::decision_id(&event.uuid, &f.rule, &f.key);
+        let default_target = user.map(|u| u.id.clone()).unwrap_or_default();
+        let actions = f
+            .actions
+            .into_iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                let target = spec.target.unwrap_or_else(|| default_target.clone());
+                let after_ms = i64::try_from(spec.after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+                Action {
+                    action_id: decision::action_id(&decision_id, spec.kind, &target, index),
+                    kind: spec.kind,
+                    target,
+                    params: spec.params,
+                    after_secs: spec.after_secs,
+                    due_at: rfc3339(event.published_ms().saturating_add(after_ms)),
+                    conditions: spec.conditions,
+                }
+            })
+            .collect();
+        Decision {
+            schema: SCHEMA_VERSION,
+            decision_id,
+            event: EventRef {
+                uuid: event.uuid.clone(),
+                event_type: event.event_type.clone(),
+                published: rfc3339(event.published_ms()),
+            },
+            user: user.map(|u| UserInfo {
+                id: u.id.clone(),
+                login: u.login.clone(),
+            }),
+            rule: f.rule,
+            severity: f.severity,
+            risk_score,
+            summary: f.summary,
+            evidence: f.evidence,
+            policy_revision: self.policy.revision().to_owned(),
+            actions,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Vigil: a real-time identity-threat responder.
+//!
+//! Okta System Log events flow one way through these modules:
+//!
+//! * [`event`] — decode Okta LogEvents (NDJSON, System Log pages, Event Hook envelopes).
+//! * [`state`] — per-user state in event time (windows, baselines, travel, risk), declared by the
+//!   policy directory's `features.toml`.
+//! * [`policy`] — the Rego policies (regorus): load, evaluate the entrypoint, run tests.
+//! * [`decision`] — the decision and action schema with deterministic ids.
+//! * [`detect`] — event → state → policy → decisions; the one code path replay and live share.
+//! * [`replay`], [`policy_test`], [`simulate`] — the offline commands.
+
+pub mod decision;
+pub mod detect;
+pub mod event;
+pub mod policy;
+pub mod cli;
+pub mod policy_test;
+pub mod replay;
+pub mod simulate;
+pub mod state;
