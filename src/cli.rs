@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{policy_test, replay, simulate};
+use crate::{demo, policy_test, replay, simulate};
 
 /// Vigil: real-time identity-threat response for Okta.
 ///
@@ -33,6 +33,8 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Simulate Okta traffic with attacks and show what Vigil decides; needs no configuration.
+    Demo(demo::DemoArgs),
     /// Run a file of Okta events through the policies and print the decisions (JSON lines).
     Replay(replay::ReplayArgs),
     /// Work with a policy directory.
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match &cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args).map(|_| true),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Simulate(args) => simulate::run(args).map(|()| true),
@@ -71,7 +74,9 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -171,16 +171,24 @@ impl ActionKind {
 
     /// Check a policy's params for this action and fill in defaults; unknown params are errors,
     /// so a typo in a policy never silently changes what an action does.
-    pub fn validate_params(self, mut params: Map<String, Value>) -> Result<Map<String, Value>, String> {
+    pub fn validate_params(
+        self,
+        mut params: Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
         // (name, default) of every boolean param; `None` marks a required string.
         let allowed: &[(&str, Option<bool>)] = match self {
             ActionKind::OktaClearSessions => &[("oauth_tokens", Some(false))],
-            ActionKind::OktaResetPassword => &[("send_email", Some(true)), ("revoke_sessions", Some(true))],
+            ActionKind::OktaResetPassword => {
+                &[("send_email", Some(true)), ("revoke_sessions", Some(true))]
+            }
             ActionKind::OktaAddToGroup => &[("group_id", None)],
             ActionKind::SlackNotify => &[("channel", None)],
             _ => &[],
         };
-        if let Some(unknown) = params.keys().find(|k| !allowed.iter().any(|(name, _)| name == k)) {
+        if let Some(unknown) = params
+            .keys()
+            .find(|k| !allowed.iter().any(|(name, _)| name == k))
+        {
             return Err(format!("{}: unknown param `{unknown}`", self.as_str()));
         }
         for (name, default) in allowed {
@@ -191,8 +199,15 @@ impl ActionKind {
                 }
                 (None, Some(Value::String(s))) if !s.is_empty() => {}
                 (None, None) if self == ActionKind::SlackNotify => {}
-                (Some(_), Some(_)) => return Err(format!("{}: `{name}` must be a boolean", self.as_str())),
-                (None, _) => return Err(format!("{}: `{name}` must be a non-empty string", self.as_str())),
+                (Some(_), Some(_)) => {
+                    return Err(format!("{}: `{name}` must be a boolean", self.as_str()))
+                }
+                (None, _) => {
+                    return Err(format!(
+                        "{}: `{name}` must be a non-empty string",
+                        self.as_str()
+                    ))
+                }
             }
         }
         Ok(params)
@@ -216,7 +231,10 @@ pub enum Condition {
 /// It does not include the policy revision on purpose: a redelivered event evaluated after a
 /// policy reload must still be recognised as the same decision downstream.
 pub fn decision_id(event_uuid: &str, rule: &str, key: &str) -> String {
-    format!("d-{}", short_hash(&["vigil.decision.v1", event_uuid, rule, key]))
+    format!(
+        "d-{}",
+        short_hash(&["vigil.decision.v1", event_uuid, rule, key])
+    )
 }
 
 /// The action id: a hash of the decision id, the action's type, target and position.
@@ -224,7 +242,13 @@ pub fn action_id(decision_id: &str, kind: ActionKind, target: &str, index: usize
     let index = index.to_string();
     format!(
         "a-{}",
-        short_hash(&["vigil.action.v1", decision_id, kind.as_str(), target, &index])
+        short_hash(&[
+            "vigil.action.v1",
+            decision_id,
+            kind.as_str(),
+            target,
+            &index
+        ])
     )
 }
 
@@ -236,10 +260,12 @@ fn short_hash(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    digest[..16].iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    digest[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -262,10 +288,20 @@ mod tests {
     #[test]
     fn params_are_checked_and_defaulted() {
         let p = |v: Value| v.as_object().unwrap().clone();
-        let reset = ActionKind::OktaResetPassword.validate_params(Map::new()).unwrap();
-        assert_eq!(Value::Object(reset), serde_json::json!({"send_email": true, "revoke_sessions": true}));
-        assert!(ActionKind::OktaAddToGroup.validate_params(Map::new()).unwrap_err().contains("group_id"));
-        assert!(ActionKind::OktaAddToGroup.validate_params(p(serde_json::json!({"group_id": "00g1"}))).is_ok());
+        let reset = ActionKind::OktaResetPassword
+            .validate_params(Map::new())
+            .unwrap();
+        assert_eq!(
+            Value::Object(reset),
+            serde_json::json!({"send_email": true, "revoke_sessions": true})
+        );
+        assert!(ActionKind::OktaAddToGroup
+            .validate_params(Map::new())
+            .unwrap_err()
+            .contains("group_id"));
+        assert!(ActionKind::OktaAddToGroup
+            .validate_params(p(serde_json::json!({"group_id": "00g1"})))
+            .is_ok());
         assert!(ActionKind::OktaClearSessions
             .validate_params(p(serde_json::json!({"oauth_token": true})))
             .unwrap_err()
@@ -280,7 +316,10 @@ mod tests {
     fn decisions_round_trip_on_the_wire() {
         let kind: ActionKind = serde_json::from_str("\"okta.add_to_group\"").unwrap();
         assert_eq!(kind, ActionKind::OktaAddToGroup);
-        assert_eq!(serde_json::to_string(&Condition::UnlessAcknowledged).unwrap(), "\"unless_acknowledged\"");
+        assert_eq!(
+            serde_json::to_string(&Condition::UnlessAcknowledged).unwrap(),
+            "\"unless_acknowledged\""
+        );
         assert!(serde_json::from_str::<ActionKind>("\"okta.delete_user\"").is_err());
     }
 }

@@ -8,13 +8,14 @@
 //! * [`policy`] — the Rego policies (regorus): load, evaluate the entrypoint, run tests.
 //! * [`decision`] — the decision and action schema with deterministic ids.
 //! * [`detect`] — event → state → policy → decisions; the one code path replay and live share.
-//! * [`replay`], [`policy_test`], [`simulate`] — the offline commands.
+//! * [`replay`], [`policy_test`], [`simulate`], [`demo`] — the offline commands; [`cli`] wires them.
 
+pub mod cli;
 pub mod decision;
+pub mod demo;
 pub mod detect;
 pub mod event;
 pub mod policy;
-pub mod cli;
 pub mod policy_test;
 pub mod replay;
 pub mod simulate;

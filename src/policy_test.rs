@@ -11,15 +11,15 @@ use serde_json::{Map, Value};
 
 use crate::detect::Detector;
 use crate::event::OktaEvent;
-use crate::policy::{Bundle, LoadOptions, Policy};
+use crate::policy::{Bundle, LoadOptions, Policy, PolicySource};
 use crate::state::StateLimits;
 
 /// Arguments of `vigil policy test`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyTestArgs {
-    /// Policy directory to test.
-    #[arg(value_name = "DIR", default_value = "policies")]
-    pub dir: PathBuf,
+    /// Policy directory to test; default: the pack built into this binary.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// Fail when line coverage of the non-test modules is below this percentage.
     #[arg(long, default_value_t = 0.0)]
     pub min_coverage: f64,
@@ -64,7 +64,9 @@ impl TestReport {
         let (covered, total) = self
             .coverage
             .iter()
-            .fold((0, 0), |(c, t), (_, covered, total)| (c + covered, t + total));
+            .fold((0, 0), |(c, t), (_, covered, total)| {
+                (c + covered, t + total)
+            });
         if total == 0 {
             100.0
         } else {
@@ -75,7 +77,10 @@ impl TestReport {
 
 /// Run `vigil policy test` and print the report; `Ok(false)` when anything failed.
 pub fn run(args: &PolicyTestArgs) -> anyhow::Result<bool> {
-    let report = test_dir(&args.dir, args.filter.as_deref())?;
+    let report = test_source(
+        &PolicySource::from_arg(args.dir.as_deref()),
+        args.filter.as_deref(),
+    )?;
     for r in &report.results {
         match &r.failure {
             None => println!("PASS {}", r.name),
@@ -85,7 +90,11 @@ pub fn run(args: &PolicyTestArgs) -> anyhow::Result<bool> {
     println!();
     println!("coverage:");
     for (path, covered, total) in &report.coverage {
-        let pct = if *total == 0 { 100.0 } else { 100.0 * *covered as f64 / *total as f64 };
+        let pct = if *total == 0 {
+            100.0
+        } else {
+            100.0 * *covered as f64 / *total as f64
+        };
         println!("  {pct:5.1}%  {path} ({covered}/{total} lines)");
     }
     let pct = report.coverage_percent();
@@ -95,26 +104,38 @@ pub fn run(args: &PolicyTestArgs) -> anyhow::Result<bool> {
     }
     let coverage_ok = pct + 1e-9 >= args.min_coverage;
     if !coverage_ok {
-        println!("coverage {pct:.1}% is below --min-coverage {:.1}%", args.min_coverage);
+        println!(
+            "coverage {pct:.1}% is below --min-coverage {:.1}%",
+            args.min_coverage
+        );
     }
     println!("{} passed, {} failed", report.passed(), report.failed());
     Ok(report.failed() == 0 && coverage_ok && report.untested_rules.is_empty())
 }
 
-/// Run every unit test and scenario under `dir`.
-pub fn test_dir(dir: &Path, filter: Option<&str>) -> anyhow::Result<TestReport> {
+/// Run every unit test and scenario of a policy source.
+pub fn test_source(source: &PolicySource, filter: Option<&str>) -> anyhow::Result<TestReport> {
     let options = LoadOptions {
         include_tests: true,
         ..LoadOptions::default()
     };
-    let mut policy = Policy::load(dir, options).with_context(|| format!("cannot load {}", dir.display()))?;
-    let bundle = Bundle::read(dir, true)?;
+    let bundle = source
+        .read(true)
+        .with_context(|| format!("cannot load {source}"))?;
+    let dir = bundle.root.clone();
+    let dir = dir.as_path();
+    let mut policy = Policy::from_bundle(bundle.clone(), options)
+        .with_context(|| format!("cannot load {source}"))?;
     policy.set_coverage(true);
     let mut report = TestReport::default();
     let wanted = |name: &str| filter.is_none_or(|f| name.contains(f));
 
     let mut test_packages = BTreeSet::new();
-    for (rel, text) in bundle.modules.iter().filter(|(rel, _)| rel.ends_with("_test.rego")) {
+    for (rel, text) in bundle
+        .modules
+        .iter()
+        .filter(|(rel, _)| rel.ends_with("_test.rego"))
+    {
         let Some(package) = package_of(text) else {
             report.results.push(TestResult {
                 name: rel.clone(),
@@ -131,7 +152,9 @@ pub fn test_dir(dir: &Path, filter: Option<&str>) -> anyhow::Result<TestReport> 
             policy.set_input(regorus::Value::Undefined);
             let failure = match policy.eval_path(&name) {
                 Ok(v) if v == regorus::Value::from(true) => None,
-                Ok(regorus::Value::Undefined) => Some("undefined (a condition in the test is false)".into()),
+                Ok(regorus::Value::Undefined) => {
+                    Some("undefined (a condition in the test is false)".into())
+                }
                 Ok(v) => Some(format!("evaluated to {v}, expected true")),
                 Err(e) => Some(format!("error: {e}")),
             };
@@ -140,13 +163,16 @@ pub fn test_dir(dir: &Path, filter: Option<&str>) -> anyhow::Result<TestReport> 
     }
 
     let mut detector = Detector::new(policy, StateLimits::default());
-    for path in scenario_files(dir)? {
-        let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+    let scenarios = match source {
+        PolicySource::Dir(dir) => scenario_files(dir)?,
+        PolicySource::Embedded => Bundle::embedded_scenarios(),
+    };
+    for (name, text) in scenarios {
         if !wanted(&name) {
             continue;
         }
         detector.reset_state();
-        let failure = run_scenario(&path, &mut detector).err();
+        let failure = run_scenario(&text, &mut detector).err();
         report.results.push(TestResult { name, failure });
     }
 
@@ -200,18 +226,27 @@ fn test_rules(text: &str) -> Vec<String> {
     names
 }
 
-fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// `(scenarios/NAME.toml, text)` of every scenario file in `dir`, sorted.
+fn scenario_files(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let scenarios = dir.join("scenarios");
     if !scenarios.is_dir() {
         return Ok(Vec::new());
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&scenarios)
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&scenarios)
         .with_context(|| format!("cannot read {}", scenarios.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
-    files.sort();
-    Ok(files)
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let name = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+            Ok((name, text))
+        })
+        .collect()
 }
 
 /// A scenario file: events deep-merged over `defaults`, each with the rules it must fire.
@@ -227,9 +262,8 @@ struct Scenario {
 }
 
 /// Run one scenario; `Err` describes every mismatch.
-fn run_scenario(path: &Path, detector: &mut Detector) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let scenario: Scenario = toml::from_str(&text).map_err(|e| e.to_string())?;
+fn run_scenario(text: &str, detector: &mut Detector) -> Result<(), String> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
     if scenario.events.is_empty() {
         return Err("no [[event]] in the scenario".into());
     }
@@ -237,15 +271,29 @@ fn run_scenario(path: &Path, detector: &mut Detector) -> Result<(), String> {
     for (i, mut fields) in scenario.events.into_iter().enumerate() {
         let expected: BTreeSet<String> = match fields.remove("expect") {
             None => BTreeSet::new(),
-            Some(Value::Array(rules)) => rules.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
-            Some(_) => return Err(format!("event {}: `expect` must be a list of rule names", i + 1)),
+            Some(Value::Array(rules)) => rules
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect(),
+            Some(_) => {
+                return Err(format!(
+                    "event {}: `expect` must be a list of rule names",
+                    i + 1
+                ))
+            }
         };
         let mut event = Value::Object(scenario.defaults.clone());
         deep_merge(&mut event, Value::Object(fields));
         let event = OktaEvent::from_value(event).map_err(|e| format!("event {}: {e}", i + 1))?;
         let outcome = detector.process(&event, false);
         for error in &outcome.rule_errors {
-            problems.push(format!("event {} ({}): rule {} failed: {}", i + 1, event.uuid, error.rule, error.message));
+            problems.push(format!(
+                "event {} ({}): rule {} failed: {}",
+                i + 1,
+                event.uuid,
+                error.rule,
+                error.message
+            ));
         }
         let fired: BTreeSet<String> = outcome.decisions.iter().map(|d| d.rule.clone()).collect();
         if fired != expected {
@@ -296,7 +344,13 @@ mod tests {
     #[test]
     fn deep_merge_overlays_nested_objects() {
         let mut base = serde_json::json!({"actor": {"id": "1", "type": "User"}, "a": 1});
-        deep_merge(&mut base, serde_json::json!({"actor": {"id": "2"}, "a": [1]}));
-        assert_eq!(base, serde_json::json!({"actor": {"id": "2", "type": "User"}, "a": [1]}));
+        deep_merge(
+            &mut base,
+            serde_json::json!({"actor": {"id": "2"}, "a": [1]}),
+        );
+        assert_eq!(
+            base,
+            serde_json::json!({"actor": {"id": "2", "type": "User"}, "a": [1]})
+        );
     }
 }

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::detect::Detector;
 use crate::event::{read_events, DEFAULT_MAX_EVENT_BYTES};
-use crate::policy::{LoadOptions, Policy};
+use crate::policy::{LoadOptions, Policy, PolicySource};
 use crate::state::StateLimits;
 
 /// Bad records and rule errors printed one by one before they are only counted.
@@ -25,9 +25,10 @@ pub struct ReplayArgs {
     /// `-` reads standard input.
     #[arg(long, value_name = "FILE|-")]
     pub events: PathBuf,
-    /// Policy directory (Rego modules, data.json files, features.toml).
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    pub policies: PathBuf,
+    /// Policy directory (Rego modules, data.json files, features.toml); default: the pack built
+    /// into this binary (the repository's `policies/`).
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
     /// Write decisions here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -81,7 +82,10 @@ impl ReplaySummary {
             if m.is_empty() {
                 "none".to_owned()
             } else {
-                m.into_iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                m.into_iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         format!(
@@ -103,14 +107,15 @@ impl ReplaySummary {
 
 /// Run `vigil replay`.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
+    let source = PolicySource::from_arg(args.policies.as_deref());
     let policy = Policy::load(
-        &args.policies,
+        &source,
         LoadOptions {
             include_tests: false,
             eval_timeout: Duration::from_millis(args.eval_timeout_ms),
         },
     )
-    .with_context(|| format!("cannot load policies from {}", args.policies.display()))?;
+    .with_context(|| format!("cannot load policies from {source}"))?;
     let revision = policy.revision().to_owned();
     let limits = StateLimits {
         max_users: args.max_users,
@@ -120,13 +125,21 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
 
     let show_progress = !args.no_progress && io::stderr().is_terminal();
     let (reader, progress): (Box<dyn Read>, ProgressBar) = if args.events.as_os_str() == "-" {
-        let bar = if show_progress { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        let bar = if show_progress {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
         (Box::new(io::stdin().lock()), bar)
     } else {
         let file = File::open(&args.events)
             .with_context(|| format!("cannot open {}", args.events.display()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let bar = if show_progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
+        let bar = if show_progress {
+            ProgressBar::new(len)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} {eta} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -135,14 +148,18 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
     };
     let input = BufReader::with_capacity(1 << 20, progress.wrap_read(reader));
     let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::new(&mut out);
     let mut inputs_out = match &args.inputs_out {
-        Some(path) => Some(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
+        }
         None => None,
     };
     let summary = replay(
@@ -214,7 +231,10 @@ pub fn replay(
             serde_json::to_writer(&mut *out, decision)?;
             out.write_all(b"\n")?;
             summary.decisions += 1;
-            *summary.decisions_by_rule.entry(decision.rule.clone()).or_default() += 1;
+            *summary
+                .decisions_by_rule
+                .entry(decision.rule.clone())
+                .or_default() += 1;
         }
     }
     summary.elapsed = started.elapsed();

@@ -78,7 +78,9 @@ impl Detector {
     /// findings into decisions. `keep_input` returns the input document too.
     pub fn process(&mut self, event: &OktaEvent, keep_input: bool) -> Outcome {
         let user = event.user();
-        let state = self.store.observe(user.as_ref().map(|u| u.id.as_str()), event);
+        let state = self
+            .store
+            .observe(user.as_ref().map(|u| u.id.as_str()), event);
         if !self.policy.features().evaluate.wants(&event.event_type) {
             return Outcome::default();
         }
@@ -133,7 +135,13 @@ impl Detector {
         }
     }
 
-    fn decide(&self, event: &OktaEvent, user: Option<&UserRef>, f: Finding, risk_score: u32) -> Decision {
+    fn decide(
+        &self,
+        event: &OktaEvent,
+        user: Option<&UserRef>,
+        f: Finding,
+        risk_score: u32,
+    ) -> Decision {
         let decision_id = decision::decision_id(&event.uuid, &f.rule, &f.key);
         let default_target = user.map(|u| u.id.clone()).unwrap_or_default();
         let actions = f
@@ -142,7 +150,8 @@ impl Detector {
             .enumerate()
             .map(|(index, spec)| {
                 let target = spec.target.unwrap_or_else(|| default_target.clone());
-                let after_ms = i64::try_from(spec.after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+                let after_ms =
+                    i64::try_from(spec.after_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
                 Action {
                     action_id: decision::action_id(&decision_id, spec.kind, &target, index),
                     kind: spec.kind,

@@ -246,12 +246,17 @@ mod tests {
     use crate::event::DEFAULT_MAX_EVENT_BYTES;
 
     fn event(uuid: &str) -> String {
-        format!(r#"{{"uuid":"{uuid}","published":"2026-03-02T09:00:00Z","eventType":"user.session.start"}}"#)
+        format!(
+            r#"{{"uuid":"{uuid}","published":"2026-03-02T09:00:00Z","eventType":"user.session.start"}}"#
+        )
     }
 
     fn read(input: &str) -> Vec<Result<String, String>> {
         read_events(input.as_bytes(), DEFAULT_MAX_EVENT_BYTES)
-            .map(|r| r.map(|r| format!("{}@{}", r.event.uuid, r.position)).map_err(|e| e.to_string()))
+            .map(|r| {
+                r.map(|r| format!("{}@{}", r.event.uuid, r.position))
+                    .map_err(|e| e.to_string())
+            })
             .collect()
     }
 
@@ -260,36 +265,77 @@ mod tests {
         let input = format!("{}\n\nnot json\n{}\n", event("a"), event("b"));
         let got = read(&input);
         assert_eq!(got[0], Ok("a@line 1".to_string()));
-        assert!(got[1].as_ref().unwrap_err().starts_with("line 3: not valid JSON"), "{got:?}");
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("line 3: not valid JSON"),
+            "{got:?}"
+        );
         assert_eq!(got[2], Ok("b@line 4".to_string()));
         assert_eq!(got.len(), 3);
     }
 
     #[test]
     fn a_system_log_page_is_an_array() {
-        let input = format!("[\n {},\n {{\"uuid\":\"x\"}},\n {}\n]\n", event("a"), event("c"));
+        let input = format!(
+            "[\n {},\n {{\"uuid\":\"x\"}},\n {}\n]\n",
+            event("a"),
+            event("c")
+        );
         let got = read(&input);
         assert_eq!(got[0], Ok("a@line 1, event 1".to_string()));
-        assert!(got[1].as_ref().unwrap_err().contains("event 2: missing required field"));
+        assert!(got[1]
+            .as_ref()
+            .unwrap_err()
+            .contains("event 2: missing required field"));
         assert_eq!(got[2], Ok("c@line 1, event 3".to_string()));
     }
 
     #[test]
     fn event_hook_envelopes_one_per_line_or_pretty_printed() {
-        let line = format!(r#"{{"eventType":"com.okta.event_hook","data":{{"events":[{},{}]}}}}"#, event("a"), event("b"));
+        let line = format!(
+            r#"{{"eventType":"com.okta.event_hook","data":{{"events":[{},{}]}}}}"#,
+            event("a"),
+            event("b")
+        );
         let got = read(&format!("{line}\n{}\n", event("c")));
-        assert_eq!(got, vec![Ok("a@line 1, event 1".into()), Ok("b@line 1, event 2".into()), Ok("c@line 2".into())]);
-        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&line).unwrap()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Ok("a@line 1, event 1".into()),
+                Ok("b@line 1, event 2".into()),
+                Ok("c@line 2".into())
+            ]
+        );
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(&line).unwrap()).unwrap();
         let got = read(&pretty);
-        assert_eq!(got, vec![Ok("a@line 1, event 1".into()), Ok("b@line 1, event 2".into())]);
+        assert_eq!(
+            got,
+            vec![
+                Ok("a@line 1, event 1".into()),
+                Ok("b@line 1, event 2".into())
+            ]
+        );
     }
 
     #[test]
     fn an_oversized_line_is_rejected_and_the_next_one_read() {
-        let big = format!(r#"{{"uuid":"big","published":"2026-03-02T09:00:00Z","eventType":"x","pad":"{}"}}"#, "x".repeat(10 << 20));
+        let big = format!(
+            r#"{{"uuid":"big","published":"2026-03-02T09:00:00Z","eventType":"x","pad":"{}"}}"#,
+            "x".repeat(10 << 20)
+        );
         let input = format!("{big}\n{}\n", event("after"));
         let got = read(&input);
-        assert!(got[0].as_ref().unwrap_err().contains("over the 1048576-byte limit"), "{:?}", got[0]);
+        assert!(
+            got[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("over the 1048576-byte limit"),
+            "{:?}",
+            got[0]
+        );
         assert_eq!(got[1], Ok("after@line 2".to_string()));
     }
 
@@ -297,6 +343,12 @@ mod tests {
     fn a_broken_page_is_one_clear_error() {
         let got = read("[{\"uuid\":");
         assert_eq!(got.len(), 1);
-        assert!(got[0].as_ref().unwrap_err().contains("must be a JSON array"), "{got:?}");
+        assert!(
+            got[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("must be a JSON array"),
+            "{got:?}"
+        );
     }
 }

@@ -274,17 +274,36 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"{not json", "invalid_json"),
             (b"[1,2]", "not_an_object"),
-            (br#"{"published":"2026-03-02T09:15:02Z","eventType":"x"}"#, "missing_field"),
-            (br#"{"uuid":"a","published":"2026-03-02T09:15:02Z","eventType":null}"#, "missing_field"),
-            (br#"{"uuid":7,"published":"2026-03-02T09:15:02Z","eventType":"x"}"#, "wrong_type"),
-            (br#"{"uuid":"a","published":"yesterday","eventType":"x"}"#, "bad_timestamp"),
+            (
+                br#"{"published":"2026-03-02T09:15:02Z","eventType":"x"}"#,
+                "missing_field",
+            ),
+            (
+                br#"{"uuid":"a","published":"2026-03-02T09:15:02Z","eventType":null}"#,
+                "missing_field",
+            ),
+            (
+                br#"{"uuid":7,"published":"2026-03-02T09:15:02Z","eventType":"x"}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"uuid":"a","published":"yesterday","eventType":"x"}"#,
+                "bad_timestamp",
+            ),
         ];
         for (bytes, reason) in cases {
             let err = OktaEvent::decode(bytes, DEFAULT_MAX_EVENT_BYTES).unwrap_err();
             assert_eq!(err.reason(), *reason, "{}", String::from_utf8_lossy(bytes));
         }
-        let err = OktaEvent::decode(br#"{"uuid":7,"published":"x","eventType":"x"}"#, 10).unwrap_err();
-        assert_eq!(err, DecodeError::TooLarge { size: 42, limit: 10 });
+        let err =
+            OktaEvent::decode(br#"{"uuid":7,"published":"x","eventType":"x"}"#, 10).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::TooLarge {
+                size: 42,
+                limit: 10
+            }
+        );
     }
 
     #[test]

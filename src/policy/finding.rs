@@ -69,7 +69,9 @@ impl Finding {
             return Err("`evidence` must be an object".into());
         }
         for action in &mut finding.actions {
-            action.params = action.kind.validate_params(std::mem::take(&mut action.params))?;
+            action.params = action
+                .kind
+                .validate_params(std::mem::take(&mut action.params))?;
         }
         Ok(finding)
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bundle::Bundle;
+pub use bundle::{Bundle, EMBEDDED_NAME};
 pub use finding::{ActionSpec, Finding};
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -97,6 +97,41 @@ impl Default for LoadOptions {
     }
 }
 
+/// Where policies come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A directory on disk (an OPA bundle layout).
+    Dir(std::path::PathBuf),
+    /// The pack built into the binary.
+    Embedded,
+}
+
+impl PolicySource {
+    /// `Some(dir)` → that directory; `None` → the built-in pack.
+    pub fn from_arg(dir: Option<&Path>) -> Self {
+        dir.map_or(PolicySource::Embedded, |d| {
+            PolicySource::Dir(d.to_path_buf())
+        })
+    }
+
+    /// Read the bundle.
+    pub fn read(&self, include_tests: bool) -> Result<Bundle, PolicyError> {
+        match self {
+            PolicySource::Dir(dir) => Bundle::read(dir, include_tests),
+            PolicySource::Embedded => Bundle::embedded(include_tests),
+        }
+    }
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::Dir(dir) => write!(f, "{}", dir.display()),
+            PolicySource::Embedded => f.write_str(EMBEDDED_NAME),
+        }
+    }
+}
+
 /// A loaded, compiled policy directory, ready to evaluate. Cheap to clone (one per worker).
 #[derive(Clone)]
 pub struct Policy {
@@ -107,9 +142,14 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Load and compile every module and data file under `dir`.
-    pub fn load(dir: &Path, options: LoadOptions) -> Result<Self, PolicyError> {
-        let bundle = Bundle::read(dir, options.include_tests)?;
+    /// Load and compile every module and data file of `source`.
+    pub fn load(source: &PolicySource, options: LoadOptions) -> Result<Self, PolicyError> {
+        Self::from_bundle(source.read(options.include_tests)?, options)
+    }
+
+    /// Compile an already-read bundle.
+    pub fn from_bundle(bundle: Bundle, options: LoadOptions) -> Result<Self, PolicyError> {
+        let dir = bundle.root.clone();
         let features = match &bundle.features {
             Some(text) => Features::parse(text, &dir.join(FEATURES_FILE))?,
             None => Features::default(),
@@ -124,12 +164,16 @@ impl Policy {
         }
         let data = serde_json::from_value::<regorus::Value>(bundle.data.clone())
             .map_err(|e| PolicyError::Rego(format!("data: {e}")))?;
-        engine.add_data(data).map_err(|e| PolicyError::Rego(e.to_string()))?;
+        engine
+            .add_data(data)
+            .map_err(|e| PolicyError::Rego(e.to_string()))?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: options.eval_timeout,
             check_interval: NonZeroU32::MIN,
         });
-        let packages = engine.get_packages().map_err(|e| PolicyError::Rego(e.to_string()))?;
+        let packages = engine
+            .get_packages()
+            .map_err(|e| PolicyError::Rego(e.to_string()))?;
         let rules: Vec<String> = packages
             .iter()
             .filter(|p| p.starts_with(RULES_PREFIX) && !p.ends_with("_test"))
@@ -152,9 +196,12 @@ impl Policy {
         let mut paths = vec![ENTRYPOINT.to_owned()];
         paths.extend(self.rules.iter().cloned());
         for path in paths {
-            self.engine
-                .eval_rule(path.clone())
-                .map_err(|e| PolicyError::Contract(format!("{} (while compiling {path})", tidy_rego_error(&e.to_string()))))?;
+            self.engine.eval_rule(path.clone()).map_err(|e| {
+                PolicyError::Contract(format!(
+                    "{} (while compiling {path})",
+                    tidy_rego_error(&e.to_string())
+                ))
+            })?;
         }
         Ok(())
     }
@@ -218,7 +265,9 @@ impl Policy {
 
     /// Evaluate any rule path (for tests), with the current input.
     pub fn eval_path(&mut self, path: &str) -> Result<regorus::Value, String> {
-        self.engine.eval_rule(path.to_owned()).map_err(|e| e.to_string())
+        self.engine
+            .eval_rule(path.to_owned())
+            .map_err(|e| e.to_string())
     }
 
     /// Set the input for [`Policy::eval_path`].
@@ -280,7 +329,10 @@ fn collect_findings(value: regorus::Value, source: &str, out: &mut Evaluation) {
         other => {
             out.errors.push(RuleError {
                 rule: source.to_owned(),
-                message: format!("expected a set of findings, got {}", crate::event::json_type(&other)),
+                message: format!(
+                    "expected a set of findings, got {}",
+                    crate::event::json_type(&other)
+                ),
             });
             return;
         }

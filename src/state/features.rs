@@ -250,9 +250,18 @@ impl Features {
                 }
             }
         };
-        check_names("counter", self.counters.iter().map(|c| c.name.as_str()).collect());
-        check_names("distinct", self.distinct.iter().map(|c| c.name.as_str()).collect());
-        check_names("baseline", self.baselines.iter().map(|c| c.name.as_str()).collect());
+        check_names(
+            "counter",
+            self.counters.iter().map(|c| c.name.as_str()).collect(),
+        );
+        check_names(
+            "distinct",
+            self.distinct.iter().map(|c| c.name.as_str()).collect(),
+        );
+        check_names(
+            "baseline",
+            self.baselines.iter().map(|c| c.name.as_str()).collect(),
+        );
         let windows = self
             .counters
             .iter()
@@ -265,7 +274,10 @@ impl Features {
         }
         for b in &self.baselines {
             if b.max_values == 0 || b.ttl_secs == 0 {
-                problems.push(format!("baseline `{}` needs max_values and ttl_secs > 0", b.name));
+                problems.push(format!(
+                    "baseline `{}` needs max_values and ttl_secs > 0",
+                    b.name
+                ));
             }
         }
         if problems.is_empty() {
@@ -311,10 +323,20 @@ mod tests {
 
     #[test]
     fn reports_line_of_a_toml_error_and_every_semantic_problem() {
-        let err = Features::parse("[[counter]]\nname = 3\n", Path::new("p/features.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("p/features.toml: TOML parse error at line 2"), "{err}");
+        let err =
+            Features::parse("[[counter]]\nname = 3\n", Path::new("p/features.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("p/features.toml: TOML parse error at line 2"),
+            "{err}"
+        );
         let text = "[[counter]]\nname='a'\nwindow_secs=0\nmatch={}\n[[counter]]\nname='a'\nwindow_secs=1\nmatch={}\n";
-        let err = Features::parse(text, Path::new("f.toml")).unwrap_err().to_string();
-        assert!(err.contains("declared twice") && err.contains("window_secs = 0"), "{err}");
+        let err = Features::parse(text, Path::new("f.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("declared twice") && err.contains("window_secs = 0"),
+            "{err}"
+        );
     }
 }

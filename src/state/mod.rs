@@ -93,9 +93,9 @@ impl StateStore {
     }
 
     fn with_user<T>(&self, user_id: &str, f: impl FnOnce(&mut UserState) -> T) -> T {
-        let state = self
-            .users
-            .get_with_by_ref(user_id, || Arc::new(Mutex::new(UserState::new(&self.features))));
+        let state = self.users.get_with_by_ref(user_id, || {
+            Arc::new(Mutex::new(UserState::new(&self.features)))
+        });
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing the user, so keep going with what is there.
         let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -155,16 +155,37 @@ mod tests {
     fn counters_slide_in_event_time_and_include_the_current_event() {
         let s = store();
         let fail = |at| event(at, "FAILURE", "1.1.1.1", "France", PARIS.0, PARIS.1);
-        assert_eq!(s.observe(Some("u"), &fail("2026-03-02T09:00:00Z")).counters["fails"], 1);
-        assert_eq!(s.observe(Some("u"), &fail("2026-03-02T09:05:00Z")).counters["fails"], 2);
+        assert_eq!(
+            s.observe(Some("u"), &fail("2026-03-02T09:00:00Z")).counters["fails"],
+            1
+        );
+        assert_eq!(
+            s.observe(Some("u"), &fail("2026-03-02T09:05:00Z")).counters["fails"],
+            2
+        );
         // Exactly one window after the first failure, the first one has left the window.
-        assert_eq!(s.observe(Some("u"), &fail("2026-03-02T09:10:00Z")).counters["fails"], 2);
-        assert_eq!(s.observe(Some("u"), &fail("2026-03-02T09:10:01Z")).counters["fails"], 3);
+        assert_eq!(
+            s.observe(Some("u"), &fail("2026-03-02T09:10:00Z")).counters["fails"],
+            2
+        );
+        assert_eq!(
+            s.observe(Some("u"), &fail("2026-03-02T09:10:01Z")).counters["fails"],
+            3
+        );
         // A late (out-of-order) event counts in its own window, not in the newest one.
-        assert_eq!(s.observe(Some("u"), &fail("2026-03-02T09:00:30Z")).counters["fails"], 2);
+        assert_eq!(
+            s.observe(Some("u"), &fail("2026-03-02T09:00:30Z")).counters["fails"],
+            2
+        );
         // Other users are independent.
-        assert_eq!(s.observe(Some("v"), &fail("2026-03-02T09:10:01Z")).counters["fails"], 1);
-        assert_eq!(s.observe(None, &fail("2026-03-02T09:10:01Z")).counters["fails"], 0);
+        assert_eq!(
+            s.observe(Some("v"), &fail("2026-03-02T09:10:01Z")).counters["fails"],
+            1
+        );
+        assert_eq!(
+            s.observe(None, &fail("2026-03-02T09:10:01Z")).counters["fails"],
+            0
+        );
     }
 
     #[test]
@@ -173,43 +194,109 @@ mod tests {
         let ok = |at, ip| event(at, "SUCCESS", ip, "France", PARIS.0, PARIS.1);
         s.observe(Some("u"), &ok("2026-03-02T09:00:00Z", "1.1.1.1"));
         s.observe(Some("u"), &ok("2026-03-02T09:01:00Z", "1.1.1.1"));
-        assert_eq!(s.observe(Some("u"), &ok("2026-03-02T09:02:00Z", "2.2.2.2")).distinct["ips"], 2);
-        assert_eq!(s.observe(Some("u"), &ok("2026-03-02T10:01:30Z", "3.3.3.3")).distinct["ips"], 2);
+        assert_eq!(
+            s.observe(Some("u"), &ok("2026-03-02T09:02:00Z", "2.2.2.2"))
+                .distinct["ips"],
+            2
+        );
+        assert_eq!(
+            s.observe(Some("u"), &ok("2026-03-02T10:01:30Z", "3.3.3.3"))
+                .distinct["ips"],
+            2
+        );
     }
 
     #[test]
     fn baselines_learn_then_flag_new_values_and_forget_after_ttl() {
         let s = store();
         let ok = |at, country| event(at, "SUCCESS", "1.1.1.1", country, PARIS.0, PARIS.1);
-        let first = s.observe(Some("u"), &ok("2026-03-01T09:00:00Z", "France")).baselines["country"].clone();
+        let first = s
+            .observe(Some("u"), &ok("2026-03-01T09:00:00Z", "France"))
+            .baselines["country"]
+            .clone();
         assert!(first.new && first.learning && first.seen_count == 1);
-        let again = s.observe(Some("u"), &ok("2026-03-03T09:00:00Z", "France")).baselines["country"].clone();
+        let again = s
+            .observe(Some("u"), &ok("2026-03-03T09:00:00Z", "France"))
+            .baselines["country"]
+            .clone();
         assert!(!again.new && !again.learning && again.seen_count == 2);
         assert_eq!(again.first_seen, "2026-03-01T09:00:00.000Z");
-        let spain = s.observe(Some("u"), &ok("2026-03-03T10:00:00Z", "Spain")).baselines["country"].clone();
+        let spain = s
+            .observe(Some("u"), &ok("2026-03-03T10:00:00Z", "Spain"))
+            .baselines["country"]
+            .clone();
         assert!(spain.new && !spain.learning && spain.known_values == 2);
         // max_values = 2: a third value evicts the least recently seen (France).
         s.observe(Some("u"), &ok("2026-03-03T11:00:00Z", "Italy"));
-        assert!(s.observe(Some("u"), &ok("2026-03-03T12:00:00Z", "France")).baselines["country"].new);
+        assert!(
+            s.observe(Some("u"), &ok("2026-03-03T12:00:00Z", "France"))
+                .baselines["country"]
+                .new
+        );
         // A failure does not feed this baseline.
-        assert!(!s.observe(Some("u"), &event("2026-03-03T12:00:00Z", "FAILURE", "1", "Chad", 0.0, 0.0)).baselines.contains_key("country"));
+        assert!(!s
+            .observe(
+                Some("u"),
+                &event("2026-03-03T12:00:00Z", "FAILURE", "1", "Chad", 0.0, 0.0)
+            )
+            .baselines
+            .contains_key("country"));
         // After the TTL everything is forgotten and the baseline learns again.
-        let later = s.observe(Some("u"), &ok("2026-04-30T09:00:00Z", "France")).baselines["country"].clone();
+        let later = s
+            .observe(Some("u"), &ok("2026-04-30T09:00:00Z", "France"))
+            .baselines["country"]
+            .clone();
         assert!(later.new && later.learning && later.known_values == 1);
     }
 
     #[test]
     fn travel_speed_between_successful_sign_ins() {
         let s = store();
-        assert!(s.observe(Some("u"), &event("2026-03-02T09:00:00Z", "SUCCESS", "1", "France", PARIS.0, PARIS.1)).last_signin.is_none());
-        let view = s.observe(Some("u"), &event("2026-03-02T10:00:00Z", "SUCCESS", "2", "United States", NEW_YORK.0, NEW_YORK.1));
+        assert!(s
+            .observe(
+                Some("u"),
+                &event(
+                    "2026-03-02T09:00:00Z",
+                    "SUCCESS",
+                    "1",
+                    "France",
+                    PARIS.0,
+                    PARIS.1
+                )
+            )
+            .last_signin
+            .is_none());
+        let view = s.observe(
+            Some("u"),
+            &event(
+                "2026-03-02T10:00:00Z",
+                "SUCCESS",
+                "2",
+                "United States",
+                NEW_YORK.0,
+                NEW_YORK.1,
+            ),
+        );
         let travel = view.last_signin.unwrap();
         assert_eq!(travel.previous.country.as_deref(), Some("France"));
         assert_eq!(travel.elapsed_secs, 3600);
         let km = travel.distance_km.unwrap();
-        assert!((5830.0..5845.0).contains(&km), "Paris–New York is about 5,837 km, got {km}");
+        assert!(
+            (5830.0..5845.0).contains(&km),
+            "Paris–New York is about 5,837 km, got {km}"
+        );
         assert_eq!(travel.speed_kmh, Some(km));
-        let view = s.observe(Some("u"), &event("2026-03-02T10:00:10Z", "SUCCESS", "2", "United States", NEW_YORK.0, NEW_YORK.1));
+        let view = s.observe(
+            Some("u"),
+            &event(
+                "2026-03-02T10:00:10Z",
+                "SUCCESS",
+                "2",
+                "United States",
+                NEW_YORK.0,
+                NEW_YORK.1,
+            ),
+        );
         assert_eq!(view.last_signin.unwrap().speed_kmh, Some(0.0));
     }
 
@@ -217,9 +304,22 @@ mod tests {
     fn hours_profile_learns_and_counts_the_current_event() {
         let s = store();
         let ok = |at| event(at, "SUCCESS", "1", "France", PARIS.0, PARIS.1);
-        assert!(s.observe(Some("u"), &ok("2026-03-02T09:00:00Z")).hours.unwrap().learning);
-        assert!(s.observe(Some("u"), &ok("2026-03-03T09:00:00Z")).hours.unwrap().learning);
-        let h = s.observe(Some("u"), &ok("2026-03-04T03:00:00Z")).hours.unwrap();
+        assert!(
+            s.observe(Some("u"), &ok("2026-03-02T09:00:00Z"))
+                .hours
+                .unwrap()
+                .learning
+        );
+        assert!(
+            s.observe(Some("u"), &ok("2026-03-03T09:00:00Z"))
+                .hours
+                .unwrap()
+                .learning
+        );
+        let h = s
+            .observe(Some("u"), &ok("2026-03-04T03:00:00Z"))
+            .hours
+            .unwrap();
         assert!(!h.learning);
         assert_eq!((h.hour, h.hour_count, h.total, h.profile[9]), (3, 1, 3, 2));
     }
@@ -234,14 +334,32 @@ mod tests {
         let view = s.observe(Some("u"), &ok("2026-03-02T09:30:00Z"));
         assert_eq!(view.risk.score, 100, "capped at 100");
         assert_eq!(view.risk.signals.len(), 2);
-        assert_eq!(s.observe(Some("u"), &ok("2026-03-02T10:00:00.500Z")).risk.score, 80);
+        assert_eq!(
+            s.observe(Some("u"), &ok("2026-03-02T10:00:00.500Z"))
+                .risk
+                .score,
+            80
+        );
     }
 
     #[test]
     fn capacity_bounds_the_number_of_users() {
         let features = Arc::new(Features::parse(FEATURES, Path::new("f")).unwrap());
-        let s = StateStore::new(features, StateLimits { max_users: 10, ..StateLimits::default() });
-        let e = event("2026-03-02T09:00:00Z", "SUCCESS", "1", "France", PARIS.0, PARIS.1);
+        let s = StateStore::new(
+            features,
+            StateLimits {
+                max_users: 10,
+                ..StateLimits::default()
+            },
+        );
+        let e = event(
+            "2026-03-02T09:00:00Z",
+            "SUCCESS",
+            "1",
+            "France",
+            PARIS.0,
+            PARIS.1,
+        );
         for i in 0..1000 {
             s.observe(Some(&format!("u{i}")), &e);
         }

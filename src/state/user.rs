@@ -177,7 +177,9 @@ impl Window {
 
     /// Entries in `(now - window, now]`.
     fn range(&self, now_ms: i64, window_ms: i64) -> impl Iterator<Item = &(i64, u64)> {
-        let start = self.entries.partition_point(|(t, _)| *t <= now_ms - window_ms);
+        let start = self
+            .entries
+            .partition_point(|(t, _)| *t <= now_ms - window_ms);
         let end = self.entries.partition_point(|(t, _)| *t <= now_ms);
         self.entries.range(start..end)
     }
@@ -226,7 +228,9 @@ impl Baseline {
             }
             None => {
                 if self.values.len() >= spec.max_values {
-                    if let Some(oldest) = (0..self.values.len()).min_by_key(|&i| self.values[i].last_ms) {
+                    if let Some(oldest) =
+                        (0..self.values.len()).min_by_key(|&i| self.values[i].last_ms)
+                    {
                         self.values.swap_remove(oldest);
                     }
                 }
@@ -254,7 +258,11 @@ impl Baseline {
 
     fn approx_bytes(&self) -> usize {
         self.values.capacity() * std::mem::size_of::<SeenValue>()
-            + self.values.iter().map(|v| v.value.capacity()).sum::<usize>()
+            + self
+                .values
+                .iter()
+                .map(|v| v.value.capacity())
+                .sum::<usize>()
     }
 }
 
@@ -280,7 +288,8 @@ impl UserState {
             if spec.filter.matches(event) {
                 window.add(now, 0, window_ms);
             }
-            view.counters.insert(spec.name.clone(), window.count(now, window_ms));
+            view.counters
+                .insert(spec.name.clone(), window.count(now, window_ms));
         }
         for (spec, window) in features.distinct.iter().zip(&mut self.distinct) {
             let window_ms = secs_to_ms(spec.window_secs);
@@ -289,7 +298,8 @@ impl UserState {
                     window.add(now, stable_hash(&value), window_ms);
                 }
             }
-            view.distinct.insert(spec.name.clone(), window.distinct(now, window_ms));
+            view.distinct
+                .insert(spec.name.clone(), window.distinct(now, window_ms));
         }
         for (spec, baseline) in features.baselines.iter().zip(&mut self.baselines) {
             if !spec.filter.matches(event) {
@@ -315,7 +325,10 @@ impl UserState {
         if let Some(spec) = &features.last_signin {
             if spec.filter.matches(event) {
                 let here = Place::of(event);
-                view.last_signin = self.last_signin.take().map(|previous| travel(previous, &here));
+                view.last_signin = self
+                    .last_signin
+                    .take()
+                    .map(|previous| travel(previous, &here));
                 self.last_signin = Some(here);
             }
         }
@@ -325,7 +338,11 @@ impl UserState {
     /// Counters and the risk score as of `now`, before the current event is added.
     fn view_without_event(&mut self, features: &Features, now: i64) -> StateView {
         let window_ms = secs_to_ms(features.risk.window_secs);
-        while self.risk.front().is_some_and(|s| s.at_ms <= now - window_ms) {
+        while self
+            .risk
+            .front()
+            .is_some_and(|s| s.at_ms <= now - window_ms)
+        {
             self.risk.pop_front();
         }
         let live: Vec<&Signal> = self
@@ -380,7 +397,11 @@ impl UserState {
         std::mem::size_of::<Self>()
             + self.counters.iter().map(window).sum::<usize>()
             + self.distinct.iter().map(window).sum::<usize>()
-            + self.baselines.iter().map(Baseline::approx_bytes).sum::<usize>()
+            + self
+                .baselines
+                .iter()
+                .map(Baseline::approx_bytes)
+                .sum::<usize>()
             + self.risk.capacity() * std::mem::size_of::<Signal>()
     }
 }

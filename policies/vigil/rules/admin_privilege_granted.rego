@@ -1,0 +1,43 @@
+# An admin role was granted to a user (user.account.privilege.grant) or to a group
+# (group.privilege.grant). user.privileged_account.privilege.grant is not read: Okta logs it *in
+# addition to* user.account.privilege.grant, so it would double every finding.
+# The finding concerns the actor (the admin who granted); the grantee is in the evidence.
+# Super administrator grants are critical and page. Trusted automation accounts are skipped.
+package vigil.rules.admin_privilege_granted
+
+import data.vigil.lib
+
+grant_types := {"user.account.privilege.grant", "group.privilege.grant"}
+
+privileges := lib.debug_text("privilegeGranted")
+
+super_admin if contains(lower(privileges), "super")
+
+findings contains f if {
+	input.event.eventType in grant_types
+	not lib.actor_trusted
+	not super_admin
+	f := finding("high", lib.weight("admin_privilege_granted"), [lib.slack, lib.audit])
+}
+
+findings contains f if {
+	input.event.eventType in grant_types
+	not lib.actor_trusted
+	super_admin
+	f := finding("critical", lib.weight("admin_privilege_granted_super"), [lib.page, lib.slack, lib.audit])
+}
+
+finding(severity, weight, actions) := {
+	"rule": "admin_privilege_granted",
+	"severity": severity,
+	"risk_weight": weight,
+	"summary": sprintf("%s granted admin privileges (%s) to %s", [lib.actor_name, privileges, lib.target_names]),
+	"evidence": {
+		"event_type": input.event.eventType,
+		"privileges_granted": privileges,
+		"actor": lib.actor,
+		"targets": lib.target_summary,
+		"client": lib.client,
+	},
+	"actions": actions,
+}

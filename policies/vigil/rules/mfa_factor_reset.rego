@@ -1,0 +1,63 @@
+# MFA removed:
+#   user.mfa.factor.reset_all     all of a user's factors reset (high)
+#   system.mfa.factor.deactivate  a factor type disabled for the whole org (high)
+#   user.mfa.factor.deactivate    one factor removed: by an admin for someone else (medium); by
+#                                 the user themselves only when their risk score is already at
+#                                 least `self_service_min_risk` (an attacker dropping the victim's
+#                                 factor), since users replacing a phone do this routinely.
+# The finding concerns the actor; the user whose factors changed is in the evidence.
+package vigil.rules.mfa_factor_reset
+
+import data.vigil.lib
+
+cfg := lib.config.mfa_factor_reset
+
+major_types := {"user.mfa.factor.reset_all", "system.mfa.factor.deactivate"}
+
+target_user := lib.target_of_type("User")
+
+self_service if {
+	target_user.id != null
+	target_user.id == lib.actor.id
+}
+
+findings contains f if {
+	input.event.eventType in major_types
+	not lib.actor_trusted
+	f := finding("high", lib.weight("mfa_factor_reset"))
+}
+
+findings contains f if {
+	input.event.eventType == "user.mfa.factor.deactivate"
+	not lib.actor_trusted
+	not self_service
+	f := finding("medium", lib.weight("mfa_factor_reset_minor"))
+}
+
+findings contains f if {
+	input.event.eventType == "user.mfa.factor.deactivate"
+	self_service
+	lib.risk_score >= cfg.self_service_min_risk
+	f := finding("medium", lib.weight("mfa_factor_reset"))
+}
+
+finding(severity, weight) := {
+	"rule": "mfa_factor_reset",
+	"severity": severity,
+	"risk_weight": weight,
+	"summary": sprintf("%s: %s on %s", [lib.actor_name, input.event.eventType, lib.target_names]),
+	"evidence": {
+		"event_type": input.event.eventType,
+		"self_service": self_service_flag,
+		"risk_score_before": lib.risk_score,
+		"factor": lib.debug_text("factor"),
+		"actor": lib.actor,
+		"targets": lib.target_summary,
+		"client": lib.client,
+	},
+	"actions": [lib.slack, lib.audit],
+}
+
+self_service_flag := true if {
+	self_service
+} else := false

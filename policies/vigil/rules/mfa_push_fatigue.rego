@@ -1,0 +1,56 @@
+# MFA fatigue / push bombing: an attacker who has the password keeps sending Okta Verify pushes
+# until the user accepts one. Fires when push sends or push denials in the window reach their
+# threshold (once per burst: not again while an earlier finding is younger than the window).
+#   push_sends_10m      : system.push.send_factor_verify_push
+#   push_denies_10m     : user.mfa.okta_verify.deny_push (Classic)
+#   push_denies_oie_10m : user.authentication.auth_via_mfa FAILURE with factor OKTA_VERIFY_PUSH (OIE)
+package vigil.rules.mfa_push_fatigue
+
+import data.vigil.lib
+
+cfg := lib.config.mfa_push_fatigue
+
+sends := lib.counter("push_sends_10m")
+
+denies := lib.counter("push_denies_10m") + lib.counter("push_denies_oie_10m")
+
+is_push_deny if input.event.eventType == "user.mfa.okta_verify.deny_push"
+
+is_push_deny if {
+	input.event.eventType == "user.authentication.auth_via_mfa"
+	lib.outcome == "FAILURE"
+	lib.debug_text("factor") == "OKTA_VERIFY_PUSH"
+}
+
+crossed contains "push_sends" if {
+	input.event.eventType == "system.push.send_factor_verify_push"
+	sends == cfg.push_sends_threshold
+}
+
+crossed contains "push_denies" if {
+	is_push_deny
+	denies == cfg.push_denies_threshold
+}
+
+findings contains f if {
+	count(crossed) > 0
+	not lib.fired_within("mfa_push_fatigue", cfg.window_secs)
+	f := {
+		"rule": "mfa_push_fatigue",
+		"severity": "high",
+		"risk_weight": lib.weight("mfa_push_fatigue"),
+		"summary": sprintf(
+			"possible MFA push fatigue against %s: %d pushes sent and %d denied in %d minutes",
+			[lib.login, sends, denies, cfg.window_secs / 60],
+		),
+		"evidence": {
+			"push_sends_10m": sends,
+			"push_denies_10m": denies,
+			"crossed": sort(crossed),
+			"push_sends_threshold": cfg.push_sends_threshold,
+			"push_denies_threshold": cfg.push_denies_threshold,
+			"client": lib.client,
+		},
+		"actions": [lib.clear_sessions(true), lib.page, lib.slack],
+	}
+}

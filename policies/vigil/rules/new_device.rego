@@ -1,0 +1,35 @@
+# A successful sign-in from a device type this user has not used: the operating system
+# (baseline `os`, client.userAgent.os) or the browser (baseline `browser`,
+# client.userAgent.browser) is new, past learning. OS + browser rather than the raw user agent,
+# so that browser updates do not read as new devices. One finding per event.
+package vigil.rules.new_device
+
+import data.vigil.lib
+
+new_parts[name] := b if {
+	some name in ["os", "browser"]
+	b := lib.new_baseline_value(name)
+}
+
+findings contains f if {
+	lib.is_signin_success
+	count(new_parts) > 0
+	os := object.get(lib.event_user_agent, "os", null)
+	browser := object.get(lib.event_user_agent, "browser", null)
+	f := {
+		"rule": "new_device",
+		"severity": "low",
+		"risk_weight": lib.weight("new_device"),
+		"summary": sprintf("%s signed in from a new device: %v / %v", [lib.login, os, browser]),
+		"evidence": {
+			"new": sort([n | some n, _ in new_parts]),
+			"os": os,
+			"browser": browser,
+			"baselines": {n: {"value": b.value, "known_values": b.known_values, "baseline_since": b.tracked_since} |
+				some n, b in new_parts
+			},
+			"client": lib.client,
+		},
+		"actions": [lib.audit],
+	}
+}

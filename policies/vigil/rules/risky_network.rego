@@ -1,0 +1,78 @@
+# Risky network signals, one finding per event listing every reason:
+#   high_risk_country : successful sign-in from a country in data `high_risk_countries`
+#   proxy             : successful sign-in with securityContext.isProxy == true
+#   threat_suspected  : Okta flagged the request (debugContext.debugData.threatSuspected == "true")
+#   threatinsight     : security.threat.detected (ThreatInsight: IP known for credential attacks)
+#   okta_risk_high    : Okta risk level HIGH (debugData.risk "level=HIGH" or securityContext.risk.level)
+# Corporate VPN ASNs (data `vpn_asns`) skip the country and proxy reasons, not Okta's threat signals.
+# A successful sign-in or a HIGH risk is a "sign-in" finding (high severity, step-up); anything else
+# (attempts against the user) is an "attempt" finding (low severity, audit only — a password spray
+# must not page for every targeted user). Not repeated within `renotify_secs` unless stronger.
+package vigil.rules.risky_network
+
+import data.vigil.lib
+
+cfg := lib.config.risky_network
+
+reasons contains "high_risk_country" if {
+	lib.is_signin_success
+	not lib.on_vpn
+	lib.in_list(lib.country, lib.config.high_risk_countries)
+}
+
+reasons contains "proxy" if {
+	lib.is_signin_success
+	not lib.on_vpn
+	input.event.securityContext.isProxy == true
+}
+
+reasons contains "threat_suspected" if lib.debug_text("threatSuspected") == "true"
+
+reasons contains "threatinsight" if input.event.eventType == "security.threat.detected"
+
+reasons contains "okta_risk_high" if high_risk
+
+high_risk if contains(upper(lib.debug_text("risk")), "LEVEL=HIGH")
+
+high_risk if upper(object.get(input.event, ["securityContext", "risk", "level"], "")) == "HIGH"
+
+signin_level if lib.is_signin_success
+
+signin_level if high_risk
+
+finding_weight := lib.weight("risky_network") if {
+	signin_level
+} else := lib.weight("risky_network_attempt")
+
+findings contains f if {
+	count(reasons) > 0
+	signin_level
+	not lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
+	f := finding("high", [lib.slack, lib.step_up])
+}
+
+findings contains f if {
+	count(reasons) > 0
+	not signin_level
+	not lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
+	f := finding("low", [lib.audit])
+}
+
+finding(severity, actions) := {
+	"rule": "risky_network",
+	"severity": severity,
+	"risk_weight": finding_weight,
+	"summary": sprintf("risky network for %s (%s) on %s from %v, %v", [
+		lib.login, concat(", ", sort(reasons)), input.event.eventType, lib.client_ip, lib.country,
+	]),
+	"evidence": {
+		"reasons": sort(reasons),
+		"outcome": lib.outcome,
+		"is_proxy": object.get(input.event, ["securityContext", "isProxy"], null),
+		"threat_suspected": lib.debug_text("threatSuspected"),
+		"okta_risk": lib.debug_text("risk"),
+		"threat_reason": lib.outcome_reason,
+		"client": lib.client,
+	},
+	"actions": actions,
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests: run the real `vigil` binary, write fixtures.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The built `vigil` binary.
+pub fn vigil() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Run `vigil` with `args`, returning its output; panics with stderr if it could not start.
+pub fn run(args: &[&str]) -> Output {
+    vigil().args(args).output().expect("vigil runs")
+}
+
+/// Stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The repository's policy pack.
+pub fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// A minimal valid LogEvent for user `user` (`00u…`) at `published`.
+pub fn event(
+    uuid: &str,
+    published: &str,
+    event_type: &str,
+    user: &str,
+    result: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "uuid": uuid, "published": published, "eventType": event_type, "version": "0",
+        "severity": "INFO", "displayMessage": "test",
+        "actor": {"id": user, "type": "User", "alternateId": format!("{user}@example.com"), "displayName": user},
+        "outcome": {"result": result, "reason": if result == "FAILURE" { "INVALID_CREDENTIALS" } else { "" }},
+        "client": {"ipAddress": "198.51.100.7",
+                   "userAgent": {"rawUserAgent": "Mozilla/5.0", "os": "Mac OS X", "browser": "CHROME"},
+                   "geographicalContext": {"city": "Seattle", "state": "Washington", "country": "United States",
+                                           "postalCode": "98101", "geolocation": {"lat": 47.6062, "lon": -122.3321}}},
+        "securityContext": {"asNumber": 7922, "asOrg": "comcast", "isp": "comcast", "domain": "comcast.net", "isProxy": false}
+    })
+}
