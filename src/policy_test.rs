@@ -162,7 +162,7 @@ pub fn test_source(source: &PolicySource, filter: Option<&str>) -> anyhow::Resul
         }
     }
 
-    let mut detector = Detector::new(policy, StateLimits::default());
+    let mut detector = Detector::new(policy, StateLimits::default()).verify_dispatch(true);
     let scenarios = match source {
         PolicySource::Dir(dir) => scenario_files(dir)?,
         PolicySource::Embedded => Bundle::embedded_scenarios(),
@@ -178,7 +178,7 @@ pub fn test_source(source: &PolicySource, filter: Option<&str>) -> anyhow::Resul
 
     let policy = detector.policy();
     for rule in policy.rules() {
-        let package = rule.trim_end_matches(".findings");
+        let package = rule.findings_path.trim_end_matches(".findings");
         if !test_packages.contains(&format!("{package}_test")) {
             report.untested_rules.push(package.to_owned());
         }

@@ -6,7 +6,6 @@
 # per-rule fallback path is safe as well).
 package vigil.main
 
-import data.vigil.lib
 
 decisions contains guarded(f) if {
 	some name
@@ -17,6 +16,6 @@ decisions contains guarded(f) if {
 	some f in data.vigil.response.findings
 }
 
-guarded(f) := object.union(f, {"actions": lib.allowed_actions(f.actions)}) if {
+guarded(f) := object.union(f, {"actions": data.vigil.lib.allowed_actions(f.actions)}) if {
 	is_array(f.actions)
 } else := f

@@ -15,9 +15,8 @@
 # Response findings have risk_weight 0: they must not feed the score they are derived from.
 package vigil.response
 
-import data.vigil.lib
 
-before := lib.risk_score
+before := data.vigil.lib.risk_score
 
 # The findings of every rule for this event.
 rule_findings contains f if {
@@ -34,8 +33,8 @@ score := min([100, before + event_weight])
 
 # Levels ordered by score.
 levels := [l |
-	some s in sort({x.score | some x in lib.config.risk_levels})
-	some l in lib.config.risk_levels
+	some s in sort({x.score | some x in data.vigil.lib.config.risk_levels})
+	some l in data.vigil.lib.config.risk_levels
 	l.score == s
 ]
 
@@ -49,19 +48,19 @@ crossed_names := [l.name | some l in crossed]
 
 level_actions("notify") := []
 
-level_actions("step_up") := [lib.step_up]
+level_actions("step_up") := [data.vigil.lib.step_up]
 
-level_actions("page") := [lib.page]
+level_actions("page") := [data.vigil.lib.page]
 
-level_actions("suspend") := [lib.delayed_suspend]
+level_actions("suspend") := [data.vigil.lib.delayed_suspend]
 
-wanted_actions := array.concat([lib.slack], [a |
+wanted_actions := array.concat([data.vigil.lib.slack], [a |
 	some l in crossed
 	some a in level_actions(l.name)
 ])
 
 findings contains f if {
-	lib.user_id != null
+	data.vigil.lib.user_id != null
 	count(crossed) > 0
 	top := crossed[count(crossed) - 1]
 	f := {
@@ -70,16 +69,16 @@ findings contains f if {
 		"risk_weight": 0,
 		"key": top.name,
 		"summary": sprintf("risk score of %s rose from %d to %d: %s", [
-			lib.login, before, score, concat(" + ", crossed_names),
+			data.vigil.lib.login, before, score, concat(" + ", crossed_names),
 		]),
 		"evidence": {
 			"risk_score_before": before,
 			"risk_score": score,
 			"levels_crossed": crossed_names,
 			"findings": sort([{"rule": r.rule, "risk_weight": object.get(r, "risk_weight", 0)} | some r in rule_findings]),
-			"earlier_signals": lib.risk_signals,
-			"protected_account": lib.protected_account,
+			"earlier_signals": data.vigil.lib.risk_signals,
+			"protected_account": data.vigil.lib.protected_account,
 		},
-		"actions": lib.allowed_actions(wanted_actions),
+		"actions": data.vigil.lib.allowed_actions(wanted_actions),
 	}
 }

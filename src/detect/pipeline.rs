@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::decision::{self, Action, Decision, EventRef, UserInfo, SCHEMA_VERSION};
 use crate::event::{OktaEvent, UserRef};
-use crate::policy::{Finding, Policy, RuleError};
+use crate::policy::{Evaluation, Finding, Policy, RuleError};
 use crate::state::{rfc3339, StateLimits, StateStore, StateView};
 
 /// What one event produced.
@@ -45,13 +45,42 @@ struct InputUser<'a> {
 pub struct Detector {
     store: StateStore,
     policy: Policy,
+    verify_dispatch: bool,
 }
 
 impl Detector {
     /// A detector with empty state for `policy`'s features.
     pub fn new(policy: Policy, limits: StateLimits) -> Self {
         let store = StateStore::new(policy.features().clone(), limits);
-        Detector { store, policy }
+        Detector {
+            store,
+            policy,
+            verify_dispatch: false,
+        }
+    }
+
+    /// Also evaluate the entrypoint on every event and report any difference from the fast path
+    /// as an error of rule `vigil.dispatch` (slow; for `vigil policy test` and tests).
+    pub fn verify_dispatch(mut self, on: bool) -> Self {
+        self.verify_dispatch = on;
+        self
+    }
+
+    fn evaluate_verified(&mut self, event_type: &str, input: regorus::Value) -> Evaluation {
+        let mut fast = self.policy.evaluate(event_type, input.clone());
+        let reference = self.policy.evaluate_exhaustive(input);
+        if fast.findings != reference.findings {
+            let rules = |e: &Evaluation| e.findings.iter().map(|f| f.rule.clone()).collect::<Vec<_>>();
+            fast.errors.push(RuleError {
+                rule: "vigil.dispatch".into(),
+                message: format!(
+                    "the entrypoint finds {:?} on this {event_type} event but the dispatched rules find {:?}: a rule fires on an event type it does not declare in `event_types`, or the response fires without a finding",
+                    rules(&reference),
+                    rules(&fast)
+                ),
+            });
+        }
+        fast
     }
 
     /// The policy in use.
@@ -81,7 +110,7 @@ impl Detector {
         let state = self
             .store
             .observe(user.as_ref().map(|u| u.id.as_str()), event);
-        if !self.policy.features().evaluate.wants(&event.event_type) {
+        if !self.policy.wants(&event.event_type) {
             return Outcome::default();
         }
         let input = Input {
@@ -111,7 +140,11 @@ impl Detector {
         };
         let kept = keep_input.then(|| json.clone());
         let regorus_input = regorus::Value::from(json);
-        let evaluation = self.policy.evaluate(regorus_input);
+        let evaluation = if self.verify_dispatch {
+            self.evaluate_verified(&event.event_type, regorus_input)
+        } else {
+            self.policy.evaluate(&event.event_type, regorus_input)
+        };
         let mut findings = evaluation.findings;
         findings.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
         findings.dedup_by(|a, b| a.rule == b.rule && a.key == b.key);

@@ -1,5 +1,5 @@
 //! The feature set a policy directory declares in `features.toml`: which per-user windows, distinct
-//! counts, baselines and profiles Vigil keeps, and which events are evaluated at all.
+//! counts, baselines and profiles Vigil keeps.
 //!
 //! Parsing only; the arithmetic lives in `user.rs`.
 
@@ -26,9 +26,6 @@ pub struct FeaturesError {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Features {
-    /// Which events are evaluated by the policies (all when absent).
-    #[serde(default)]
-    pub evaluate: Evaluate,
     /// Sliding-window counters.
     #[serde(default, rename = "counter")]
     pub counters: Vec<CounterSpec>,
@@ -47,24 +44,6 @@ pub struct Features {
     /// The window of the per-user risk score.
     #[serde(default)]
     pub risk: RiskSpec,
-}
-
-/// Which events reach the policies; the others only update state.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Evaluate {
-    /// Event types to evaluate; a trailing `*` matches a prefix. Absent: every event.
-    pub event_types: Option<Vec<Pattern>>,
-}
-
-impl Evaluate {
-    /// Whether the policies should see this event type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        match &self.event_types {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| p.matches(event_type)),
-        }
-    }
 }
 
 /// Count the matching events in a sliding window of event time.
@@ -296,8 +275,6 @@ mod tests {
     #[test]
     fn parses_the_documented_example() {
         let text = r#"
-            [evaluate]
-            event_types = ["user.session.start", "user.authentication.*"]
             [[counter]]
             name = "failed_signins_10m"
             window_secs = 600
@@ -309,8 +286,6 @@ mod tests {
             learning_events = 5
         "#;
         let f = Features::parse(text, Path::new("features.toml")).unwrap();
-        assert!(f.evaluate.wants("user.authentication.sso"));
-        assert!(!f.evaluate.wants("user.session.end"));
         assert_eq!(f.baselines[0].learning_secs, 14 * 86_400);
         assert_eq!(f.hours.unwrap().learning_events, 5);
         let event = OktaEvent::decode(

@@ -8,41 +8,42 @@
 # The counters are kept apart because OIE can log one bad password as both events.
 package vigil.rules.failed_signins
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start", "user.authentication.verify"}
 
-cfg := lib.config.failed_signins
+cfg := data.vigil.lib.config.failed_signins
 
-sessions := lib.counter("failed_signins_10m")
+sessions := data.vigil.lib.counter("failed_signins_10m")
 
-verifies := lib.counter("failed_verify_10m")
+verifies := data.vigil.lib.counter("failed_verify_10m")
 
 crossed if {
-	lib.is_signin_failure
+	data.vigil.lib.is_signin_failure
 	sessions == cfg.threshold
 }
 
 crossed if {
-	lib.is_verify_failure
+	data.vigil.lib.is_verify_failure
 	verifies == cfg.threshold
 }
 
 findings contains f if {
 	crossed
-	not lib.fired_within("failed_signins", cfg.window_secs)
+	not data.vigil.lib.fired_within("failed_signins", cfg.window_secs)
 	n := max([sessions, verifies])
 	f := {
 		"rule": "failed_signins",
 		"severity": "medium",
-		"risk_weight": lib.weight("failed_signins"),
-		"summary": sprintf("%d failed sign-ins in %d minutes for %s", [n, cfg.window_secs / 60, lib.login]),
+		"risk_weight": data.vigil.lib.weight("failed_signins"),
+		"summary": sprintf("%d failed sign-ins in %d minutes for %s", [n, cfg.window_secs / 60, data.vigil.lib.login]),
 		"evidence": {
 			"failed_signins_10m": sessions,
 			"failed_verify_10m": verifies,
 			"threshold": cfg.threshold,
-			"ips_1h": lib.distinct_count("ips_1h"),
-			"last_reason": lib.outcome_reason,
-			"client": lib.client,
+			"ips_1h": data.vigil.lib.distinct_count("ips_1h"),
+			"last_reason": data.vigil.lib.outcome_reason,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.slack, lib.step_up],
+		"actions": [data.vigil.lib.slack, data.vigil.lib.step_up],
 	}
 }

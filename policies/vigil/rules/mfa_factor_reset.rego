@@ -8,54 +8,55 @@
 # The finding concerns the actor; the user whose factors changed is in the evidence.
 package vigil.rules.mfa_factor_reset
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.mfa.factor.reset_all", "user.mfa.factor.deactivate", "system.mfa.factor.deactivate"}
 
-cfg := lib.config.mfa_factor_reset
+cfg := data.vigil.lib.config.mfa_factor_reset
 
 major_types := {"user.mfa.factor.reset_all", "system.mfa.factor.deactivate"}
 
-target_user := lib.target_of_type("User")
+target_user := data.vigil.lib.target_of_type("User")
 
 self_service if {
 	target_user.id != null
-	target_user.id == lib.actor.id
+	target_user.id == data.vigil.lib.actor.id
 }
 
 findings contains f if {
 	input.event.eventType in major_types
-	not lib.actor_trusted
-	f := finding("high", lib.weight("mfa_factor_reset"))
+	not data.vigil.lib.actor_trusted
+	f := finding("high", data.vigil.lib.weight("mfa_factor_reset"))
 }
 
 findings contains f if {
 	input.event.eventType == "user.mfa.factor.deactivate"
-	not lib.actor_trusted
+	not data.vigil.lib.actor_trusted
 	not self_service
-	f := finding("medium", lib.weight("mfa_factor_reset_minor"))
+	f := finding("medium", data.vigil.lib.weight("mfa_factor_reset_minor"))
 }
 
 findings contains f if {
 	input.event.eventType == "user.mfa.factor.deactivate"
 	self_service
-	lib.risk_score >= cfg.self_service_min_risk
-	f := finding("medium", lib.weight("mfa_factor_reset"))
+	data.vigil.lib.risk_score >= cfg.self_service_min_risk
+	f := finding("medium", data.vigil.lib.weight("mfa_factor_reset"))
 }
 
 finding(severity, weight) := {
 	"rule": "mfa_factor_reset",
 	"severity": severity,
 	"risk_weight": weight,
-	"summary": sprintf("%s: %s on %s", [lib.actor_name, input.event.eventType, lib.target_names]),
+	"summary": sprintf("%s: %s on %s", [data.vigil.lib.actor_name, input.event.eventType, data.vigil.lib.target_names]),
 	"evidence": {
 		"event_type": input.event.eventType,
 		"self_service": self_service_flag,
-		"risk_score_before": lib.risk_score,
-		"factor": lib.debug_text("factor"),
-		"actor": lib.actor,
-		"targets": lib.target_summary,
-		"client": lib.client,
+		"risk_score_before": data.vigil.lib.risk_score,
+		"factor": data.vigil.lib.debug_text("factor"),
+		"actor": data.vigil.lib.actor,
+		"targets": data.vigil.lib.target_summary,
+		"client": data.vigil.lib.client,
 	},
-	"actions": [lib.slack, lib.audit],
+	"actions": [data.vigil.lib.slack, data.vigil.lib.audit],
 }
 
 self_service_flag := true if {

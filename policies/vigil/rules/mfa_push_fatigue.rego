@@ -6,20 +6,21 @@
 #   push_denies_oie_10m : user.authentication.auth_via_mfa FAILURE with factor OKTA_VERIFY_PUSH (OIE)
 package vigil.rules.mfa_push_fatigue
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"system.push.send_factor_verify_push", "user.mfa.okta_verify.deny_push", "user.authentication.auth_via_mfa"}
 
-cfg := lib.config.mfa_push_fatigue
+cfg := data.vigil.lib.config.mfa_push_fatigue
 
-sends := lib.counter("push_sends_10m")
+sends := data.vigil.lib.counter("push_sends_10m")
 
-denies := lib.counter("push_denies_10m") + lib.counter("push_denies_oie_10m")
+denies := data.vigil.lib.counter("push_denies_10m") + data.vigil.lib.counter("push_denies_oie_10m")
 
 is_push_deny if input.event.eventType == "user.mfa.okta_verify.deny_push"
 
 is_push_deny if {
 	input.event.eventType == "user.authentication.auth_via_mfa"
-	lib.outcome == "FAILURE"
-	lib.debug_text("factor") == "OKTA_VERIFY_PUSH"
+	data.vigil.lib.outcome == "FAILURE"
+	data.vigil.lib.debug_text("factor") == "OKTA_VERIFY_PUSH"
 }
 
 crossed contains "push_sends" if {
@@ -34,14 +35,14 @@ crossed contains "push_denies" if {
 
 findings contains f if {
 	count(crossed) > 0
-	not lib.fired_within("mfa_push_fatigue", cfg.window_secs)
+	not data.vigil.lib.fired_within("mfa_push_fatigue", cfg.window_secs)
 	f := {
 		"rule": "mfa_push_fatigue",
 		"severity": "high",
-		"risk_weight": lib.weight("mfa_push_fatigue"),
+		"risk_weight": data.vigil.lib.weight("mfa_push_fatigue"),
 		"summary": sprintf(
 			"possible MFA push fatigue against %s: %d pushes sent and %d denied in %d minutes",
-			[lib.login, sends, denies, cfg.window_secs / 60],
+			[data.vigil.lib.login, sends, denies, cfg.window_secs / 60],
 		),
 		"evidence": {
 			"push_sends_10m": sends,
@@ -49,8 +50,8 @@ findings contains f if {
 			"crossed": sort(crossed),
 			"push_sends_threshold": cfg.push_sends_threshold,
 			"push_denies_threshold": cfg.push_denies_threshold,
-			"client": lib.client,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.clear_sessions(true), lib.page, lib.slack],
+		"actions": [data.vigil.lib.clear_sessions(true), data.vigil.lib.page, data.vigil.lib.slack],
 	}
 }

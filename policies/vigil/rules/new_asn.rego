@@ -2,23 +2,24 @@
 # not signed in from (baseline `asn`, past learning). Corporate VPN ASNs are skipped.
 package vigil.rules.new_asn
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start"}
 
 findings contains f if {
-	lib.is_signin_success
-	b := lib.new_baseline_value("asn")
-	not lib.on_vpn
+	data.vigil.lib.is_signin_success
+	b := data.vigil.lib.new_baseline_value("asn")
+	not data.vigil.lib.on_vpn
 	f := {
 		"rule": "new_asn",
 		"severity": "low",
-		"risk_weight": lib.weight("new_asn"),
-		"summary": sprintf("%s signed in from a new network: AS%v %v", [lib.login, b.value, lib.client.as_org]),
+		"risk_weight": data.vigil.lib.weight("new_asn"),
+		"summary": sprintf("%s signed in from a new network: AS%v %v", [data.vigil.lib.login, b.value, data.vigil.lib.client.as_org]),
 		"evidence": {
 			"asn": b.value,
 			"known_asns": b.known_values,
 			"baseline_since": b.tracked_since,
-			"client": lib.client,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.audit],
+		"actions": [data.vigil.lib.audit],
 	}
 }

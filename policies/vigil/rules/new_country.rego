@@ -3,23 +3,24 @@
 # nothing about the user.
 package vigil.rules.new_country
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start"}
 
 findings contains f if {
-	lib.is_signin_success
-	b := lib.new_baseline_value("country")
-	not lib.on_vpn
+	data.vigil.lib.is_signin_success
+	b := data.vigil.lib.new_baseline_value("country")
+	not data.vigil.lib.on_vpn
 	f := {
 		"rule": "new_country",
 		"severity": "medium",
-		"risk_weight": lib.weight("new_country"),
-		"summary": sprintf("%s signed in from a new country: %s", [lib.login, b.value]),
+		"risk_weight": data.vigil.lib.weight("new_country"),
+		"summary": sprintf("%s signed in from a new country: %s", [data.vigil.lib.login, b.value]),
 		"evidence": {
 			"country": b.value,
 			"known_countries": b.known_values,
 			"baseline_since": b.tracked_since,
-			"client": lib.client,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.slack],
+		"actions": [data.vigil.lib.slack],
 	}
 }

@@ -4,23 +4,24 @@
 # so that browser updates do not read as new devices. One finding per event.
 package vigil.rules.new_device
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start"}
 
 new_parts[name] := b if {
 	some name in ["os", "browser"]
-	b := lib.new_baseline_value(name)
+	b := data.vigil.lib.new_baseline_value(name)
 }
 
 findings contains f if {
-	lib.is_signin_success
+	data.vigil.lib.is_signin_success
 	count(new_parts) > 0
-	os := object.get(lib.event_user_agent, "os", null)
-	browser := object.get(lib.event_user_agent, "browser", null)
+	os := object.get(data.vigil.lib.event_user_agent, "os", null)
+	browser := object.get(data.vigil.lib.event_user_agent, "browser", null)
 	f := {
 		"rule": "new_device",
 		"severity": "low",
-		"risk_weight": lib.weight("new_device"),
-		"summary": sprintf("%s signed in from a new device: %v / %v", [lib.login, os, browser]),
+		"risk_weight": data.vigil.lib.weight("new_device"),
+		"summary": sprintf("%s signed in from a new device: %v / %v", [data.vigil.lib.login, os, browser]),
 		"evidence": {
 			"new": sort([n | some n, _ in new_parts]),
 			"os": os,
@@ -28,8 +29,8 @@ findings contains f if {
 			"baselines": {n: {"value": b.value, "known_values": b.known_values, "baseline_since": b.tracked_since} |
 				some n, b in new_parts
 			},
-			"client": lib.client,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.audit],
+		"actions": [data.vigil.lib.audit],
 	}
 }

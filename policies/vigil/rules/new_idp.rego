@@ -2,21 +2,22 @@
 # and sign in as any user through it (seen in real Okta intrusions). Pages.
 package vigil.rules.new_idp
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"system.idp.lifecycle.create"}
 
 findings contains f if {
 	input.event.eventType == "system.idp.lifecycle.create"
-	not lib.actor_trusted
+	not data.vigil.lib.actor_trusted
 	f := {
 		"rule": "new_idp",
 		"severity": "high",
-		"risk_weight": lib.weight("new_idp"),
-		"summary": sprintf("%s created a new identity provider (%s)", [lib.actor_name, lib.target_names]),
+		"risk_weight": data.vigil.lib.weight("new_idp"),
+		"summary": sprintf("%s created a new identity provider (%s)", [data.vigil.lib.actor_name, data.vigil.lib.target_names]),
 		"evidence": {
-			"actor": lib.actor,
-			"targets": lib.target_summary,
-			"client": lib.client,
+			"actor": data.vigil.lib.actor,
+			"targets": data.vigil.lib.target_summary,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.page, lib.slack, lib.audit],
+		"actions": [data.vigil.lib.page, data.vigil.lib.slack, data.vigil.lib.audit],
 	}
 }

@@ -10,52 +10,53 @@
 # must not page for every targeted user). Not repeated within `renotify_secs` unless stronger.
 package vigil.rules.risky_network
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start", "user.authentication.verify", "user.authentication.auth_via_mfa", "security.threat.detected"}
 
-cfg := lib.config.risky_network
+cfg := data.vigil.lib.config.risky_network
 
 reasons contains "high_risk_country" if {
-	lib.is_signin_success
-	not lib.on_vpn
-	lib.in_list(lib.country, lib.config.high_risk_countries)
+	data.vigil.lib.is_signin_success
+	not data.vigil.lib.on_vpn
+	data.vigil.lib.in_list(data.vigil.lib.country, data.vigil.lib.config.high_risk_countries)
 }
 
 reasons contains "proxy" if {
-	lib.is_signin_success
-	not lib.on_vpn
+	data.vigil.lib.is_signin_success
+	not data.vigil.lib.on_vpn
 	input.event.securityContext.isProxy == true
 }
 
-reasons contains "threat_suspected" if lib.debug_text("threatSuspected") == "true"
+reasons contains "threat_suspected" if data.vigil.lib.debug_text("threatSuspected") == "true"
 
 reasons contains "threatinsight" if input.event.eventType == "security.threat.detected"
 
 reasons contains "okta_risk_high" if high_risk
 
-high_risk if contains(upper(lib.debug_text("risk")), "LEVEL=HIGH")
+high_risk if contains(upper(data.vigil.lib.debug_text("risk")), "LEVEL=HIGH")
 
 high_risk if upper(object.get(input.event, ["securityContext", "risk", "level"], "")) == "HIGH"
 
-signin_level if lib.is_signin_success
+signin_level if data.vigil.lib.is_signin_success
 
 signin_level if high_risk
 
-finding_weight := lib.weight("risky_network") if {
+finding_weight := data.vigil.lib.weight("risky_network") if {
 	signin_level
-} else := lib.weight("risky_network_attempt")
+} else := data.vigil.lib.weight("risky_network_attempt")
 
 findings contains f if {
 	count(reasons) > 0
 	signin_level
-	not lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
-	f := finding("high", [lib.slack, lib.step_up])
+	not data.vigil.lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
+	f := finding("high", [data.vigil.lib.slack, data.vigil.lib.step_up])
 }
 
 findings contains f if {
 	count(reasons) > 0
 	not signin_level
-	not lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
-	f := finding("low", [lib.audit])
+	not data.vigil.lib.fired_within_weight("risky_network", cfg.renotify_secs, finding_weight)
+	f := finding("low", [data.vigil.lib.audit])
 }
 
 finding(severity, actions) := {
@@ -63,16 +64,16 @@ finding(severity, actions) := {
 	"severity": severity,
 	"risk_weight": finding_weight,
 	"summary": sprintf("risky network for %s (%s) on %s from %v, %v", [
-		lib.login, concat(", ", sort(reasons)), input.event.eventType, lib.client_ip, lib.country,
+		data.vigil.lib.login, concat(", ", sort(reasons)), input.event.eventType, data.vigil.lib.client_ip, data.vigil.lib.country,
 	]),
 	"evidence": {
 		"reasons": sort(reasons),
-		"outcome": lib.outcome,
+		"outcome": data.vigil.lib.outcome,
 		"is_proxy": object.get(input.event, ["securityContext", "isProxy"], null),
-		"threat_suspected": lib.debug_text("threatSuspected"),
-		"okta_risk": lib.debug_text("risk"),
-		"threat_reason": lib.outcome_reason,
-		"client": lib.client,
+		"threat_suspected": data.vigil.lib.debug_text("threatSuspected"),
+		"okta_risk": data.vigil.lib.debug_text("risk"),
+		"threat_reason": data.vigil.lib.outcome_reason,
+		"client": data.vigil.lib.client,
 	},
 	"actions": actions,
 }

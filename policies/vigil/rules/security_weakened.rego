@@ -6,7 +6,8 @@
 # zone or stream changed is in the evidence. Trusted automation accounts are skipped.
 package vigil.rules.security_weakened
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := major | minor
 
 major := {
 	"policy.lifecycle.deactivate",
@@ -26,26 +27,26 @@ minor := {
 
 findings contains f if {
 	input.event.eventType in major
-	not lib.actor_trusted
-	f := finding("high", lib.weight("security_weakened"))
+	not data.vigil.lib.actor_trusted
+	f := finding("high", data.vigil.lib.weight("security_weakened"))
 }
 
 findings contains f if {
 	input.event.eventType in minor
-	not lib.actor_trusted
-	f := finding("medium", lib.weight("security_weakened_minor"))
+	not data.vigil.lib.actor_trusted
+	f := finding("medium", data.vigil.lib.weight("security_weakened_minor"))
 }
 
 finding(severity, weight) := {
 	"rule": "security_weakened",
 	"severity": severity,
 	"risk_weight": weight,
-	"summary": sprintf("%s weakened security: %s (%s)", [lib.actor_name, input.event.eventType, lib.target_names]),
+	"summary": sprintf("%s weakened security: %s (%s)", [data.vigil.lib.actor_name, input.event.eventType, data.vigil.lib.target_names]),
 	"evidence": {
 		"event_type": input.event.eventType,
-		"actor": lib.actor,
-		"targets": lib.target_summary,
-		"client": lib.client,
+		"actor": data.vigil.lib.actor,
+		"targets": data.vigil.lib.target_summary,
+		"client": data.vigil.lib.client,
 	},
-	"actions": [lib.slack, lib.audit],
+	"actions": [data.vigil.lib.slack, data.vigil.lib.audit],
 }

@@ -3,24 +3,25 @@
 # (user.session.impersonation.initiate). Rare and powerful, so always worth a look.
 package vigil.rules.support_impersonation
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.impersonation.grant", "user.session.impersonation.initiate"}
 
 impersonation_types := {"user.session.impersonation.grant", "user.session.impersonation.initiate"}
 
 findings contains f if {
 	input.event.eventType in impersonation_types
-	not lib.actor_trusted
+	not data.vigil.lib.actor_trusted
 	f := {
 		"rule": "support_impersonation",
 		"severity": "high",
-		"risk_weight": lib.weight("support_impersonation"),
-		"summary": sprintf("Okta Support impersonation: %s by %s (%s)", [input.event.eventType, lib.actor_name, lib.target_names]),
+		"risk_weight": data.vigil.lib.weight("support_impersonation"),
+		"summary": sprintf("Okta Support impersonation: %s by %s (%s)", [input.event.eventType, data.vigil.lib.actor_name, data.vigil.lib.target_names]),
 		"evidence": {
 			"event_type": input.event.eventType,
-			"actor": lib.actor,
-			"targets": lib.target_summary,
-			"client": lib.client,
+			"actor": data.vigil.lib.actor,
+			"targets": data.vigil.lib.target_summary,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.slack, lib.audit],
+		"actions": [data.vigil.lib.slack, data.vigil.lib.audit],
 	}
 }

@@ -4,9 +4,10 @@
 # of all earlier sign-ins. Not repeated within `renotify_secs`.
 package vigil.rules.unusual_hours
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.session.start"}
 
-cfg := lib.config.unusual_hours
+cfg := data.vigil.lib.config.unusual_hours
 
 hours := input.state.hours
 
@@ -21,22 +22,22 @@ prior_nearby := sum([hours.profile[h] | some h in nearby]) - 1
 prior_total := hours.total - 1
 
 findings contains f if {
-	lib.is_signin_success
+	data.vigil.lib.is_signin_success
 	hours.learning == false
 	prior_nearby * 100 <= prior_total * cfg.max_prior_percent
-	not lib.fired_within("unusual_hours", cfg.renotify_secs)
+	not data.vigil.lib.fired_within("unusual_hours", cfg.renotify_secs)
 	f := {
 		"rule": "unusual_hours",
 		"severity": "low",
-		"risk_weight": lib.weight("unusual_hours"),
-		"summary": sprintf("%s signed in at %02d:00 UTC, an hour they (almost) never sign in at", [lib.login, hours.hour]),
+		"risk_weight": data.vigil.lib.weight("unusual_hours"),
+		"summary": sprintf("%s signed in at %02d:00 UTC, an hour they (almost) never sign in at", [data.vigil.lib.login, hours.hour]),
 		"evidence": {
 			"hour_utc": hours.hour,
 			"prior_signins_nearby": prior_nearby,
 			"prior_signins_total": prior_total,
 			"profile": hours.profile,
-			"client": lib.client,
+			"client": data.vigil.lib.client,
 		},
-		"actions": [lib.audit],
+		"actions": [data.vigil.lib.audit],
 	}
 }

@@ -3,25 +3,26 @@
 # session and token, force a password reset, alert.
 package vigil.rules.user_reported
 
-import data.vigil.lib
+# The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
+event_types := {"user.account.report_suspicious_activity_by_enduser"}
 
 findings contains f if {
 	input.event.eventType == "user.account.report_suspicious_activity_by_enduser"
 	f := {
 		"rule": "user_reported",
 		"severity": "high",
-		"risk_weight": lib.weight("user_reported"),
-		"summary": sprintf("%s reported suspicious activity on their account", [lib.login]),
+		"risk_weight": data.vigil.lib.weight("user_reported"),
+		"summary": sprintf("%s reported suspicious activity on their account", [data.vigil.lib.login]),
 		"evidence": {
-			"reported": {k: v | some k, v in lib.debug_data; startswith(k, "suspiciousActivity")},
-			"client": lib.client,
-			"protected_account": lib.protected_account,
+			"reported": {k: v | some k, v in data.vigil.lib.debug_data; startswith(k, "suspiciousActivity")},
+			"client": data.vigil.lib.client,
+			"protected_account": data.vigil.lib.protected_account,
 		},
-		"actions": lib.allowed_actions([
-			lib.clear_sessions(true),
-			lib.reset_password,
-			lib.slack,
-			lib.audit,
+		"actions": data.vigil.lib.allowed_actions([
+			data.vigil.lib.clear_sessions(true),
+			data.vigil.lib.reset_password,
+			data.vigil.lib.slack,
+			data.vigil.lib.audit,
 		]),
 	}
 }
