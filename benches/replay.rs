@@ -3,6 +3,7 @@
 //! On the same simulated working day (1,000 users, every attack injected), in one run:
 //! * `parse`: bare `serde_json` parse of each event into a `Value` (the floor);
 //! * `replay`: the full detect path per event (decode, state, Rego, decisions);
+//!
 //! then a figures block prints both per-event times, their ratio, events/s, and the bytes of state
 //! per tracked user (measured with a counting allocator, not estimated).
 //!

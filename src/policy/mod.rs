@@ -156,7 +156,9 @@ pub struct Rule {
 impl Rule {
     /// Whether this rule reads events of `event_type`.
     pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types.as_ref().is_none_or(|types| types.contains(event_type))
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(event_type))
     }
 }
 

@@ -57,8 +57,17 @@ impl StateStore {
     /// Add `event` to the state of `user_id` and return the state the policies see.
     pub fn observe(&self, user_id: Option<&str>, event: &OktaEvent) -> StateView {
         match user_id {
-            Some(id) => self.with_user(id, |state| state.observe(&self.features, event)),
+            Some(id) => self
+                .with_user(id, |state| state.observe(&self.features, event, true))
+                .unwrap_or_else(|| StateView::empty(&self.features)),
             None => StateView::empty(&self.features),
+        }
+    }
+
+    /// Add `event` to the state of `user_id` when no policy will read the result.
+    pub fn record(&self, user_id: Option<&str>, event: &OktaEvent) {
+        if let Some(id) = user_id {
+            self.with_user(id, |state| state.observe(&self.features, event, false));
         }
     }
 

@@ -279,17 +279,26 @@ impl UserState {
         }
     }
 
-    /// Add the event to every feature it matches and return the state as the policies see it.
-    pub fn observe(&mut self, features: &Features, event: &OktaEvent) -> StateView {
+    /// Add the event to every feature it matches and, when `with_view`, return the state as the
+    /// policies see it (events no rule reads skip building it).
+    pub fn observe(
+        &mut self,
+        features: &Features,
+        event: &OktaEvent,
+        with_view: bool,
+    ) -> Option<StateView> {
         let now = event.published_ms();
-        let mut view = self.view_without_event(features, now);
+        self.expire_risk(features, now);
+        let mut view = with_view.then(|| self.view_without_event(features, now));
         for (spec, window) in features.counters.iter().zip(&mut self.counters) {
             let window_ms = secs_to_ms(spec.window_secs);
             if spec.filter.matches(event) {
                 window.add(now, 0, window_ms);
             }
-            view.counters
-                .insert(spec.name.clone(), window.count(now, window_ms));
+            if let Some(view) = view.as_mut() {
+                view.counters
+                    .insert(spec.name.clone(), window.count(now, window_ms));
+            }
         }
         for (spec, window) in features.distinct.iter().zip(&mut self.distinct) {
             let window_ms = secs_to_ms(spec.window_secs);
@@ -298,41 +307,58 @@ impl UserState {
                     window.add(now, stable_hash(&value), window_ms);
                 }
             }
-            view.distinct
-                .insert(spec.name.clone(), window.distinct(now, window_ms));
+            if let Some(view) = view.as_mut() {
+                view.distinct
+                    .insert(spec.name.clone(), window.distinct(now, window_ms));
+            }
         }
         for (spec, baseline) in features.baselines.iter().zip(&mut self.baselines) {
             if !spec.filter.matches(event) {
                 continue;
             }
             if let Some(value) = event.field_text(&spec.field) {
-                view.baselines
-                    .insert(spec.name.clone(), baseline.observe(spec, value, now));
+                let seen = baseline.observe(spec, value, now);
+                if let Some(view) = view.as_mut() {
+                    view.baselines.insert(spec.name.clone(), seen);
+                }
             }
         }
         if let Some(spec) = features.hours.as_ref().filter(|s| s.filter.matches(event)) {
             let hour = event.published.hour();
             self.hours[hour as usize] = self.hours[hour as usize].saturating_add(1);
             let total: u32 = self.hours.iter().sum();
-            view.hours = Some(HoursView {
-                hour,
-                hour_count: self.hours[hour as usize],
-                total,
-                learning: total.saturating_sub(1) < spec.learning_events,
-                profile: self.hours,
-            });
+            if let Some(view) = view.as_mut() {
+                view.hours = Some(HoursView {
+                    hour,
+                    hour_count: self.hours[hour as usize],
+                    total,
+                    learning: total.saturating_sub(1) < spec.learning_events,
+                    profile: self.hours,
+                });
+            }
         }
         if let Some(spec) = &features.last_signin {
             if spec.filter.matches(event) {
                 let here = Place::of(event);
-                view.last_signin = self
-                    .last_signin
-                    .take()
-                    .map(|previous| travel(previous, &here));
-                self.last_signin = Some(here);
+                let previous = self.last_signin.replace(here.clone());
+                if let Some(view) = view.as_mut() {
+                    view.last_signin = previous.map(|previous| travel(previous, &here));
+                }
             }
         }
         view
+    }
+
+    /// Drop risk signals that left the window, so the list stays bounded without any reader.
+    fn expire_risk(&mut self, features: &Features, now: i64) {
+        let window_ms = secs_to_ms(features.risk.window_secs);
+        while self
+            .risk
+            .front()
+            .is_some_and(|s| s.at_ms <= now - window_ms - ALLOWED_LATENESS_MS)
+        {
+            self.risk.pop_front();
+        }
     }
 
     /// Counters and the risk score as of `now`, before the current event is added.
