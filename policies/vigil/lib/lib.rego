@@ -107,9 +107,22 @@ user_object := u if {
 	is_object(u)
 } else := {}
 
+# `value` is in `list`: exactly, or text case-insensitively, or a number given as text (ASNs).
+# Kept to cheap builtins: this runs on every sign-in.
+in_list(value, list) if value in list
+
 in_list(value, list) if {
+	is_string(value)
 	some item in list
-	lower(sprintf("%v", [item])) == lower(sprintf("%v", [value]))
+	is_string(item)
+	lower(item) == lower(value)
+}
+
+in_list(value, list) if {
+	is_number(value)
+	some item in list
+	is_string(item)
+	to_number(item) == value
 }
 
 # Accounts that are never suspended nor password-reset (break-glass accounts).

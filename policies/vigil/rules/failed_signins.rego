@@ -18,13 +18,13 @@ sessions := data.vigil.lib.counter("failed_signins_10m")
 verifies := data.vigil.lib.counter("failed_verify_10m")
 
 crossed if {
+	input.state.counters.failed_signins_10m == cfg.threshold # cheap and selective first
 	data.vigil.lib.is_signin_failure
-	sessions == cfg.threshold
 }
 
 crossed if {
+	input.state.counters.failed_verify_10m == cfg.threshold # cheap and selective first
 	data.vigil.lib.is_verify_failure
-	verifies == cfg.threshold
 }
 
 findings contains f if {

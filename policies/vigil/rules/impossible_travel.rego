@@ -11,10 +11,10 @@ cfg := data.vigil.lib.config.impossible_travel
 travel := input.state.last_signin
 
 findings contains f if {
-	data.vigil.lib.is_signin_success
-	is_number(travel.speed_kmh)
+	is_number(input.state.last_signin.speed_kmh) # cheap and selective first (see README)
 	travel.speed_kmh > cfg.max_speed_kmh
 	travel.distance_km >= cfg.min_distance_km
+	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn
 	not data.vigil.lib.is_vpn_asn(object.get(travel.previous, "asn", null))
 	prev := travel.previous

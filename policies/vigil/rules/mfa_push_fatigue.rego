@@ -24,13 +24,13 @@ is_push_deny if {
 }
 
 crossed contains "push_sends" if {
+	input.state.counters.push_sends_10m == cfg.push_sends_threshold # cheap and selective first
 	input.event.eventType == "system.push.send_factor_verify_push"
-	sends == cfg.push_sends_threshold
 }
 
 crossed contains "push_denies" if {
+	input.state.counters.push_denies_10m + input.state.counters.push_denies_oie_10m == cfg.push_denies_threshold # cheap first
 	is_push_deny
-	denies == cfg.push_denies_threshold
 }
 
 findings contains f if {

@@ -6,6 +6,7 @@ package vigil.rules.new_asn
 event_types := {"user.session.start"}
 
 findings contains f if {
+	input.state.baselines.asn.new == true # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
 	b := data.vigil.lib.new_baseline_value("asn")
 	not data.vigil.lib.on_vpn

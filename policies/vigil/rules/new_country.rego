@@ -7,6 +7,7 @@ package vigil.rules.new_country
 event_types := {"user.session.start"}
 
 findings contains f if {
+	input.state.baselines.country.new == true # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
 	b := data.vigil.lib.new_baseline_value("country")
 	not data.vigil.lib.on_vpn

@@ -13,8 +13,8 @@ new_parts[name] := b if {
 }
 
 findings contains f if {
+	count(new_parts) > 0 # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
-	count(new_parts) > 0
 	os := object.get(data.vigil.lib.event_user_agent, "os", null)
 	browser := object.get(data.vigil.lib.event_user_agent, "browser", null)
 	f := {

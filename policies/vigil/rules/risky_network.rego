@@ -15,27 +15,31 @@ event_types := {"user.session.start", "user.authentication.verify", "user.authen
 
 cfg := data.vigil.lib.config.risky_network
 
+# Each body starts with its cheapest, most selective test (see README): most sign-ins match none.
 reasons contains "high_risk_country" if {
+	input.event.outcome.result == "SUCCESS"
+	data.vigil.lib.in_list(input.event.client.geographicalContext.country, data.vigil.lib.config.high_risk_countries)
 	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn
-	data.vigil.lib.in_list(data.vigil.lib.country, data.vigil.lib.config.high_risk_countries)
 }
 
 reasons contains "proxy" if {
+	input.event.securityContext.isProxy == true
 	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn
-	input.event.securityContext.isProxy == true
 }
 
-reasons contains "threat_suspected" if data.vigil.lib.debug_text("threatSuspected") == "true"
+# Direct paths rather than data.vigil.lib.debug_text: these run on every sign-in and MFA event,
+# and each helper call costs more than the whole test (same result: absent → no reason).
+reasons contains "threat_suspected" if sprintf("%v", [input.event.debugContext.debugData.threatSuspected]) == "true"
 
 reasons contains "threatinsight" if input.event.eventType == "security.threat.detected"
 
 reasons contains "okta_risk_high" if high_risk
 
-high_risk if contains(upper(data.vigil.lib.debug_text("risk")), "LEVEL=HIGH")
+high_risk if contains(upper(sprintf("%v", [input.event.debugContext.debugData.risk])), "LEVEL=HIGH")
 
-high_risk if upper(object.get(input.event, ["securityContext", "risk", "level"], "")) == "HIGH"
+high_risk if upper(input.event.securityContext.risk.level) == "HIGH"
 
 signin_level if data.vigil.lib.is_signin_success
 

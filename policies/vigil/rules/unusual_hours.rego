@@ -22,8 +22,8 @@ prior_nearby := sum([hours.profile[h] | some h in nearby]) - 1
 prior_total := hours.total - 1
 
 findings contains f if {
+	input.state.hours.learning == false # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
-	hours.learning == false
 	prior_nearby * 100 <= prior_total * cfg.max_prior_percent
 	not data.vigil.lib.fired_within("unusual_hours", cfg.renotify_secs)
 	f := {
