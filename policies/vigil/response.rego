@@ -33,8 +33,8 @@ score := min([100, before + event_weight])
 
 # Levels ordered by score.
 levels := [l |
-	some s in sort({x.score | some x in data.vigil.lib.config.risk_levels})
-	some l in data.vigil.lib.config.risk_levels
+	some s in sort({x.score | some x in data.vigil.config.risk_levels})
+	some l in data.vigil.config.risk_levels
 	l.score == s
 ]
 

@@ -113,9 +113,10 @@ in_list(value, list) if value in list
 
 in_list(value, list) if {
 	is_string(value)
+	text := lower(value)
 	some item in list
 	is_string(item)
-	lower(item) == lower(value)
+	lower(item) == text
 }
 
 in_list(value, list) if {

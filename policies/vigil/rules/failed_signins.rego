@@ -11,19 +11,19 @@ package vigil.rules.failed_signins
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.session.start", "user.authentication.verify"}
 
-cfg := data.vigil.lib.config.failed_signins
+cfg := data.vigil.config.failed_signins
 
 sessions := data.vigil.lib.counter("failed_signins_10m")
 
 verifies := data.vigil.lib.counter("failed_verify_10m")
 
 crossed if {
-	input.state.counters.failed_signins_10m == cfg.threshold # cheap and selective first
+	input.state.counters.failed_signins_10m == data.vigil.config.failed_signins.threshold # cheap and selective first
 	data.vigil.lib.is_signin_failure
 }
 
 crossed if {
-	input.state.counters.failed_verify_10m == cfg.threshold # cheap and selective first
+	input.state.counters.failed_verify_10m == data.vigil.config.failed_signins.threshold # cheap and selective first
 	data.vigil.lib.is_verify_failure
 }
 

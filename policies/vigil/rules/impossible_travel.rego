@@ -6,7 +6,7 @@ package vigil.rules.impossible_travel
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.session.start"}
 
-cfg := data.vigil.lib.config.impossible_travel
+cfg := data.vigil.config.impossible_travel
 
 travel := input.state.last_signin
 

@@ -11,7 +11,7 @@ package vigil.rules.mfa_factor_reset
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.mfa.factor.reset_all", "user.mfa.factor.deactivate", "system.mfa.factor.deactivate"}
 
-cfg := data.vigil.lib.config.mfa_factor_reset
+cfg := data.vigil.config.mfa_factor_reset
 
 major_types := {"user.mfa.factor.reset_all", "system.mfa.factor.deactivate"}
 

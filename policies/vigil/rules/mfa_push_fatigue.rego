@@ -9,7 +9,7 @@ package vigil.rules.mfa_push_fatigue
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"system.push.send_factor_verify_push", "user.mfa.okta_verify.deny_push", "user.authentication.auth_via_mfa"}
 
-cfg := data.vigil.lib.config.mfa_push_fatigue
+cfg := data.vigil.config.mfa_push_fatigue
 
 sends := data.vigil.lib.counter("push_sends_10m")
 
@@ -24,12 +24,12 @@ is_push_deny if {
 }
 
 crossed contains "push_sends" if {
-	input.state.counters.push_sends_10m == cfg.push_sends_threshold # cheap and selective first
+	input.state.counters.push_sends_10m == data.vigil.config.mfa_push_fatigue.push_sends_threshold # cheap and selective first
 	input.event.eventType == "system.push.send_factor_verify_push"
 }
 
 crossed contains "push_denies" if {
-	input.state.counters.push_denies_10m + input.state.counters.push_denies_oie_10m == cfg.push_denies_threshold # cheap first
+	input.state.counters.push_denies_10m + input.state.counters.push_denies_oie_10m == data.vigil.config.mfa_push_fatigue.push_denies_threshold # cheap first
 	is_push_deny
 }
 

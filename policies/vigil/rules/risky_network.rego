@@ -13,12 +13,13 @@ package vigil.rules.risky_network
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.session.start", "user.authentication.verify", "user.authentication.auth_via_mfa", "security.threat.detected"}
 
-cfg := data.vigil.lib.config.risky_network
+cfg := data.vigil.config.risky_network
 
 # Each body starts with its cheapest, most selective test (see README): most sign-ins match none.
 reasons contains "high_risk_country" if {
+	input.event.eventType == "user.session.start"
 	input.event.outcome.result == "SUCCESS"
-	data.vigil.lib.in_list(input.event.client.geographicalContext.country, data.vigil.lib.config.high_risk_countries)
+	data.vigil.lib.in_list(input.event.client.geographicalContext.country, data.vigil.config.high_risk_countries)
 	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn
 }

@@ -7,7 +7,7 @@ package vigil.rules.unusual_hours
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.session.start"}
 
-cfg := data.vigil.lib.config.unusual_hours
+cfg := data.vigil.config.unusual_hours
 
 hours := input.state.hours
 
@@ -23,6 +23,9 @@ prior_total := hours.total - 1
 
 findings contains f if {
 	input.state.hours.learning == false # cheap and selective first (see README)
+	# A necessary condition of the test below (this hour alone is part of the nearby hours),
+	# on input only: a sign-in at one of the user's usual hours stops here.
+	(input.state.hours.hour_count - 1) * 100 <= (input.state.hours.total - 1) * data.vigil.config.unusual_hours.max_prior_percent
 	data.vigil.lib.is_signin_success
 	prior_nearby * 100 <= prior_total * cfg.max_prior_percent
 	not data.vigil.lib.fired_within("unusual_hours", cfg.renotify_secs)
