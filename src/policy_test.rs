@@ -14,6 +14,9 @@ use crate::event::OktaEvent;
 use crate::policy::{Bundle, LoadOptions, Policy, PolicySource};
 use crate::state::StateLimits;
 
+/// Bound on evaluating one test or one scenario event.
+const TEST_EVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Arguments of `vigil policy test`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyTestArgs {
@@ -117,7 +120,9 @@ pub fn run(args: &PolicyTestArgs) -> anyhow::Result<bool> {
 pub fn test_source(source: &PolicySource, filter: Option<&str>) -> anyhow::Result<TestReport> {
     let options = LoadOptions {
         include_tests: true,
-        ..LoadOptions::default()
+        // Tests run with coverage on, often in debug builds on busy machines: the production
+        // bound per event would make them flaky, and a runaway test still ends.
+        eval_timeout: TEST_EVAL_TIMEOUT,
     };
     let bundle = source
         .read(true)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{event, policies_dir, run, stderr, stdout};
+use common::{copy_dir, event, policies_dir, run, stderr, stdout};
 
 #[test]
 fn bad_records_are_reported_by_line_and_the_rest_is_processed() {
@@ -120,17 +120,4 @@ fn a_broken_policy_is_refused_at_load_with_file_and_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("{}:4:", broken.display())), "{err}");
     assert!(err.contains("var nowhere is unsafe"), "{err}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -46,6 +46,7 @@ struct InputUser<'a> {
 pub struct Detector {
     store: StateStore,
     policy: Policy,
+    limits: StateLimits,
     verify_dispatch: bool,
 }
 
@@ -56,6 +57,7 @@ impl Detector {
         Detector {
             store,
             policy,
+            limits,
             verify_dispatch: false,
         }
     }
@@ -106,7 +108,7 @@ impl Detector {
 
     /// Forget all state (a new scenario, a revoked partition).
     pub fn reset_state(&mut self) {
-        self.store = StateStore::new(self.policy.features().clone(), StateLimits::default());
+        self.store = StateStore::new(self.policy.features().clone(), self.limits);
     }
 
     /// Process one event: update state, evaluate if the policies want this event type, and turn

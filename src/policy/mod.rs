@@ -322,12 +322,13 @@ impl Policy {
                 collect_findings(value, "vigil.main", &mut evaluation);
                 evaluation
             }
-            Err(_) => self.evaluate_rule_by_rule(),
+            Err(e) => self.evaluate_rule_by_rule(e.to_string()),
         }
     }
 
-    /// The entrypoint failed: find out which rules failed and keep the findings of the others.
-    fn evaluate_rule_by_rule(&mut self) -> Evaluation {
+    /// The entrypoint failed with `entrypoint_error`: find out which rules failed and keep the
+    /// findings of the others.
+    fn evaluate_rule_by_rule(&mut self, entrypoint_error: String) -> Evaluation {
         let mut evaluation = Evaluation::default();
         let mut paths: Vec<String> = self.rules.iter().map(|r| r.findings_path.clone()).collect();
         paths.push(RESPONSE_FINDINGS.to_owned());
@@ -342,14 +343,11 @@ impl Policy {
             }
         }
         if evaluation.errors.is_empty() {
-            // Every rule succeeded alone, so the failure is in vigil.main itself.
-            evaluation.findings.clear();
+            // Every rule succeeded alone: the failure is in vigil.main itself, or the whole
+            // evaluation ran out of time where the parts did not. Keep what the rules found.
             evaluation.errors.push(RuleError {
                 rule: "vigil.main".into(),
-                message: match self.engine.eval_rule(ENTRYPOINT.to_owned()) {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "entrypoint failed once and then succeeded".into(),
-                },
+                message: entrypoint_error,
             });
         }
         evaluation
