@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{copy_dir, event, policies_dir, run, stderr, stdout};
+use common::{copy_dir, event, policies_dir, replay_with, run, stderr, stdout};
 
 #[test]
 fn bad_records_are_reported_by_line_and_the_rest_is_processed() {
@@ -88,13 +88,7 @@ fn a_broken_policy_is_refused_at_load_with_file_and_line() {
     .unwrap();
     let events = dir.path().join("e.ndjson");
     std::fs::write(&events, "").unwrap();
-    let out = run(&[
-        "replay",
-        "--events",
-        events.to_str().unwrap(),
-        "--policies",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = replay_with(&events, dir.path(), &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -109,13 +103,7 @@ fn a_broken_policy_is_refused_at_load_with_file_and_line() {
         "package vigil.rules.broken\n\nfindings contains f if {\n\tf := nowhere\n}\n",
     )
     .unwrap();
-    let out = run(&[
-        "replay",
-        "--events",
-        events.to_str().unwrap(),
-        "--policies",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = replay_with(&events, dir.path(), &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("{}:4:", broken.display())), "{err}");

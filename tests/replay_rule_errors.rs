@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{copy_dir, event, policies_dir, run, stderr, stdout};
+use common::{copy_dir, event, policies_dir, replay_with, stderr, stdout};
 
 /// The shipped pack plus one extra rule.
 fn pack_with(rule: &str) -> tempfile::TempDir {
@@ -44,13 +44,7 @@ fn a_rule_error_is_reported_per_event_and_the_other_rules_still_decide() {
          findings contains f if {\n\tverdict == 3\n\tf := {}\n}\n",
     );
     let events = three_failures(pack.path());
-    let out = run(&[
-        "replay",
-        "--events",
-        events.to_str().unwrap(),
-        "--policies",
-        pack.path().to_str().unwrap(),
-    ]);
+    let out = replay_with(&events, pack.path(), &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     for line in 1..=3 {
@@ -91,15 +85,7 @@ fn evaluation_of_one_event_is_bounded_in_time() {
          findings contains f if {\n\tcount([1 | some i in numbers.range(1, n); some j in numbers.range(1, n)]) == 0\n\tf := {}\n}\n",
     );
     let events = three_failures(pack.path());
-    let out = run(&[
-        "replay",
-        "--events",
-        events.to_str().unwrap(),
-        "--policies",
-        pack.path().to_str().unwrap(),
-        "--eval-timeout-ms",
-        "20",
-    ]);
+    let out = replay_with(&events, pack.path(), &["--eval-timeout-ms", "20"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("rule errors by rule: extra 3"), "{err}");

@@ -17,6 +17,19 @@ pub fn run(args: &[&str]) -> Output {
     vigil().args(args).output().expect("vigil runs")
 }
 
+/// `vigil replay --events EVENTS --policies POLICIES EXTRA…`.
+pub fn replay_with(events: &Path, policies: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "replay",
+        "--events",
+        events.to_str().expect("utf-8 path"),
+        "--policies",
+        policies.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// Stdout as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
