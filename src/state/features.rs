@@ -193,13 +193,18 @@ impl From<std::collections::BTreeMap<String, Vec<Pattern>>> for Match {
 impl Match {
     /// Whether the event satisfies every condition.
     pub fn matches(&self, event: &OktaEvent) -> bool {
+        // Runs a dozen times per event: compare strings in place, allocate only for numbers
+        // and booleans (rare in match conditions).
         self.0.iter().all(|(path, patterns)| {
-            let text = if path == "eventType" {
-                Some(event.event_type.clone())
-            } else {
-                event.field(path).and_then(scalar_text)
-            };
-            text.is_some_and(|t| patterns.iter().any(|p| p.matches(&t)))
+            let any = |text: &str| patterns.iter().any(|p| p.matches(text));
+            if path == "eventType" {
+                return any(&event.event_type);
+            }
+            match event.field(path) {
+                Some(serde_json::Value::String(text)) => any(text),
+                Some(other) => scalar_text(other).is_some_and(|t| any(&t)),
+                None => false,
+            }
         })
     }
 }

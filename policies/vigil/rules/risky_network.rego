@@ -19,7 +19,9 @@ cfg := data.vigil.config.risky_network
 reasons contains "high_risk_country" if {
 	input.event.eventType == "user.session.start"
 	input.event.outcome.result == "SUCCESS"
-	data.vigil.lib.in_list(input.event.client.geographicalContext.country, data.vigil.config.high_risk_countries)
+	# Exact names, as Okta writes them (data.json lists them so): a plain `in` costs a third of
+	# data.vigil.lib.in_list, and this runs on every successful sign-in.
+	input.event.client.geographicalContext.country in data.vigil.config.high_risk_countries
 	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn
 }
