@@ -2,5 +2,6 @@
 //! decisions) shared by `vigil replay`, the benches and the live Kafka loop.
 
 pub mod pipeline;
+mod rego_input;
 
 pub use pipeline::{Detector, Outcome};

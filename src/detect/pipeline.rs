@@ -4,8 +4,9 @@
 //! decisions, so replay, tests, benches and the Kafka loop run exactly the same code.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::rego_input::RegoConverter;
 use crate::decision::{self, Action, Decision, EventRef, UserInfo, SCHEMA_VERSION};
 use crate::event::{OktaEvent, UserRef};
 use crate::policy::{Evaluation, Finding, Policy, RuleError};
@@ -48,6 +49,7 @@ pub struct Detector {
     policy: Policy,
     limits: StateLimits,
     verify_dispatch: bool,
+    converter: RegoConverter,
 }
 
 impl Detector {
@@ -59,6 +61,7 @@ impl Detector {
             policy,
             limits,
             verify_dispatch: false,
+            converter: RegoConverter::default(),
         }
     }
 
@@ -145,9 +148,12 @@ impl Detector {
                 }
             }
         };
-        let mut regorus_input = to_rego(&json);
+        let mut regorus_input = self.converter.value(&json);
         if let Ok(fields) = regorus_input.as_object_mut() {
-            fields.insert(regorus::Value::from("event"), rego_object(&event.raw));
+            fields.insert(
+                regorus::Value::from("event"),
+                self.converter.object(&event.raw),
+            );
         }
         let kept = keep_input.then(|| {
             let mut json = json;
@@ -232,45 +238,5 @@ impl Detector {
             policy_revision: self.policy.revision().to_owned(),
             actions,
         }
-    }
-}
-
-/// Convert JSON to a regorus value without copying it first (cheaper than going through serde).
-fn to_rego(value: &Value) -> regorus::Value {
-    match value {
-        Value::Null => regorus::Value::Null,
-        Value::Bool(b) => regorus::Value::from(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                regorus::Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                regorus::Value::from(u)
-            } else {
-                regorus::Value::from(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Value::String(s) => regorus::Value::from(s.as_str()),
-        Value::Array(items) => regorus::Value::from(items.iter().map(to_rego).collect::<Vec<_>>()),
-        Value::Object(map) => rego_object(map),
-    }
-}
-
-fn rego_object(map: &Map<String, Value>) -> regorus::Value {
-    regorus::Value::from(
-        map.iter()
-            .map(|(k, v)| (regorus::Value::from(k.as_str()), to_rego(v)))
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn direct_conversion_matches_regorus_own_json_reading() {
-        let json = serde_json::json!({"a": [1, -2, 3.5, 18446744073709551615u64, true, null, "x"], "b": {"c": {}}});
-        let theirs = regorus::Value::from_json_str(&json.to_string()).unwrap();
-        assert_eq!(to_rego(&json), theirs);
     }
 }

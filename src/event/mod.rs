@@ -127,7 +127,11 @@ impl OktaEvent {
 
     /// The value at a dotted path (`client.geographicalContext.country`); `None` if absent or null.
     pub fn field(&self, path: &str) -> Option<&Value> {
-        let mut parts = path.split('.');
+        self.field_at(path.split('.'))
+    }
+
+    /// The value at a path given as its parts (split once, looked up per event).
+    pub fn field_at<'p>(&self, mut parts: impl Iterator<Item = &'p str>) -> Option<&Value> {
         let mut current = self.raw.get(parts.next()?)?;
         for part in parts {
             current = current.as_object()?.get(part)?;

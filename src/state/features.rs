@@ -182,11 +182,16 @@ impl Pattern {
 /// Dotted field path → accepted values; every path must hold one of its values.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(from = "std::collections::BTreeMap<String, Vec<Pattern>>")]
-pub struct Match(Vec<(String, Vec<Pattern>)>);
+pub struct Match(Vec<(Vec<String>, Vec<Pattern>)>);
 
 impl From<std::collections::BTreeMap<String, Vec<Pattern>>> for Match {
     fn from(map: std::collections::BTreeMap<String, Vec<Pattern>>) -> Self {
-        Match(map.into_iter().collect())
+        // Split the paths once here rather than on every event.
+        Match(
+            map.into_iter()
+                .map(|(path, patterns)| (path.split('.').map(str::to_owned).collect(), patterns))
+                .collect(),
+        )
     }
 }
 
@@ -197,10 +202,10 @@ impl Match {
         // and booleans (rare in match conditions).
         self.0.iter().all(|(path, patterns)| {
             let any = |text: &str| patterns.iter().any(|p| p.matches(text));
-            if path == "eventType" {
+            if path.len() == 1 && path[0] == "eventType" {
                 return any(&event.event_type);
             }
-            match event.field(path) {
+            match event.field_at(path.iter().map(String::as_str)) {
                 Some(serde_json::Value::String(text)) => any(text),
                 Some(other) => scalar_text(other).is_some_and(|t| any(&t)),
                 None => false,

@@ -11,8 +11,8 @@ cfg := data.vigil.config.impossible_travel
 travel := input.state.last_signin
 
 findings contains f if {
-	is_number(input.state.last_signin.speed_kmh) # cheap and selective first (see README)
-	travel.speed_kmh > cfg.max_speed_kmh
+	input.state.last_signin.speed_kmh > data.vigil.config.impossible_travel.max_speed_kmh # cheap and selective first (see README)
+	is_number(travel.speed_kmh)
 	travel.distance_km >= cfg.min_distance_km
 	data.vigil.lib.is_signin_success
 	not data.vigil.lib.on_vpn

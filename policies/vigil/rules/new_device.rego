@@ -12,8 +12,14 @@ new_parts[name] := b if {
 	b := data.vigil.lib.new_baseline_value(name)
 }
 
+# Cheap and selective first (see README): an OS or browser value seen for the first time.
+maybe_new if input.state.baselines.os.new == true
+
+maybe_new if input.state.baselines.browser.new == true
+
 findings contains f if {
-	count(new_parts) > 0 # cheap and selective first (see README)
+	maybe_new
+	count(new_parts) > 0
 	data.vigil.lib.is_signin_success
 	os := object.get(data.vigil.lib.event_user_agent, "os", null)
 	browser := object.get(data.vigil.lib.event_user_agent, "browser", null)
