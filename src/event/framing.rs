@@ -79,6 +79,7 @@ pub fn read_events<R: BufRead>(input: R, max_event_bytes: usize) -> EventReader<
         line: 0,
         pending: VecDeque::new(),
         done: false,
+        seen_record: false,
     }
 }
 
@@ -89,6 +90,7 @@ pub struct EventReader<R> {
     line: u64,
     pending: VecDeque<Result<Record, RecordError>>,
     done: bool,
+    seen_record: bool,
 }
 
 impl<R: BufRead> Iterator for EventReader<R> {
@@ -128,9 +130,13 @@ impl<R: BufRead> EventReader<R> {
         if trimmed.is_empty() {
             return;
         }
-        // A document that opens on a line of its own (a System Log page, or a pretty-printed
-        // envelope or event) is read whole: it is not newline-delimited.
-        if trimmed == b"[" || trimmed == b"{" || (trimmed[0] == b'[' && self.line == 1) {
+        // Input that opens with a document on a line of its own, or with an array (a System Log
+        // page, or a pretty-printed envelope or event) is read whole: it is not
+        // newline-delimited. Only at the start: a truncated `{` line in the middle of NDJSON is
+        // one bad record, not a reason to swallow the rest of the file.
+        let first_record = !self.seen_record;
+        self.seen_record = true;
+        if first_record && (trimmed == b"[" || trimmed == b"{" || trimmed[0] == b'[') {
             let start_line = self.line;
             if let Err(e) = self.input.read_to_end(&mut buf) {
                 self.fail(RecordFault::Io(e.to_string()), None);
@@ -337,6 +343,26 @@ mod tests {
             got[0]
         );
         assert_eq!(got[1], Ok("after@line 2".to_string()));
+    }
+
+    #[test]
+    fn a_lone_brace_in_the_middle_of_ndjson_is_one_bad_line() {
+        let input = format!("{}\n{{\n[\n{}\n", event("a"), event("b"));
+        let got = read(&input);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], Ok("a@line 1".to_string()));
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("line 2: not valid JSON"),
+            "{got:?}"
+        );
+        assert!(
+            got[2].as_ref().unwrap_err().starts_with("line 3:"),
+            "{got:?}"
+        );
+        assert_eq!(got[3], Ok("b@line 4".to_string()));
     }
 
     #[test]
