@@ -141,8 +141,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         (Box::new(file), bar)
     };
