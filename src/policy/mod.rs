@@ -296,7 +296,7 @@ impl Policy {
             }
             let path = self.rules[i].findings_path.clone();
             match self.engine.eval_rule(path) {
-                Ok(value) => collect_findings(value, &self.rules[i].name.clone(), &mut screening),
+                Ok(value) => collect_findings(value, &self.rules[i].name, &mut screening),
                 Err(e) => screening.errors.push(RuleError {
                     rule: self.rules[i].name.clone(),
                     message: e.to_string(),
