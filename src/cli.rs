@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{demo, policy_test, replay, simulate};
+use crate::{demo, detect, policy_test, rekey, replay, simulate, topics};
 
 /// Vigil: real-time identity-threat response for Okta.
 ///
@@ -37,6 +37,13 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run a file of Okta events through the policies and print the decisions (JSON lines).
     Replay(replay::ReplayArgs),
+    /// The detect stage: consume Okta events from Kafka, publish decisions (and bad records to
+    /// the DLQ); runs until SIGINT/SIGTERM, then finishes in-flight work and commits.
+    Detect(detect::command::DetectArgs),
+    /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
+    Rekey(rekey::RekeyArgs),
+    /// Create the configured topics that do not exist yet (trial and test setups).
+    Topics(topics::TopicsArgs),
     /// Work with a policy directory.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -58,6 +65,9 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args).map(|_| true),
+        Command::Detect(args) => detect::command::run(args),
+        Command::Rekey(args) => rekey::run(args),
+        Command::Topics(args) => topics::run(args).map(|()| true),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Simulate(args) => simulate::run(args).map(|()| true),
     };

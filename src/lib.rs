@@ -11,12 +11,17 @@
 //! * [`replay`], [`policy_test`], [`simulate`], [`demo`] — the offline commands; [`cli`] wires them.
 
 pub mod cli;
+pub mod config;
 pub mod decision;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod kafka;
 pub mod policy;
 pub mod policy_test;
+pub mod rekey;
 pub mod replay;
+pub mod shutdown;
 pub mod simulate;
 pub mod state;
+pub mod topics;

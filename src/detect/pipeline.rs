@@ -114,13 +114,29 @@ impl Detector {
         self.store = StateStore::new(self.policy.features().clone(), self.limits);
     }
 
-    /// Process one event: update state, evaluate if the policies want this event type, and turn
-    /// findings into decisions. `keep_input` returns the input document too.
+    /// An empty state store for this detector's features and limits (the live stage keeps one per
+    /// partition so a revoked partition's users can be dropped together).
+    pub fn new_store(&self) -> StateStore {
+        StateStore::new(self.policy.features().clone(), self.limits)
+    }
+
+    /// Process one event against the detector's own store: update state, evaluate if the policies
+    /// want this event type, and turn findings into decisions. `keep_input` returns the input
+    /// document too.
     pub fn process(&mut self, event: &OktaEvent, keep_input: bool) -> Outcome {
+        let store = self.store.clone();
+        self.process_in(&store, event, keep_input)
+    }
+
+    /// [`Detector::process`] against another store (one partition's users).
+    pub fn process_in(
+        &mut self,
+        store: &StateStore,
+        event: &OktaEvent,
+        keep_input: bool,
+    ) -> Outcome {
         let user = event.user();
-        let state = self
-            .store
-            .observe(user.as_ref().map(|u| u.id.as_str()), event);
+        let state = store.observe(user.as_ref().map(|u| u.id.as_str()), event);
         if !self.policy.wants(&event.event_type) {
             return Outcome::default();
         }
@@ -174,8 +190,7 @@ impl Detector {
         let risk_score = prior_risk.saturating_add(added).min(100);
         if let Some(user) = &user {
             for f in &findings {
-                self.store
-                    .record_signal(&user.id, &f.rule, f.risk_weight, event.published_ms());
+                store.record_signal(&user.id, &f.rule, f.risk_weight, event.published_ms());
             }
         }
         let decisions = findings

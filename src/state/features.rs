@@ -226,6 +226,26 @@ impl Features {
         Ok(features)
     }
 
+    /// The longest sliding window (counters, distinct counts, risk): how far back re-reading the
+    /// events topic rebuilds everything but baselines and the hour profile.
+    pub fn longest_window_secs(&self) -> u64 {
+        let counters = self.counters.iter().map(|c| c.window_secs);
+        let distinct = self.distinct.iter().map(|d| d.window_secs);
+        counters
+            .chain(distinct)
+            .chain([self.risk.window_secs])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A short digest of the declaration, stamped on state snapshots so that a snapshot is never
+    /// restored into a different feature set (state is stored by feature position).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{self:?}").as_bytes());
+        hex::encode(&digest[..8])
+    }
+
     /// Names must be unique per kind and windows non-zero, or the state would be ambiguous.
     fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use features::{Features, FeaturesError, FEATURES_FILE};
-pub use user::{haversine_km, rfc3339, StateView, UserState};
+pub use user::{haversine_km, rfc3339, StateView, UserState, ALLOWED_LATENESS_MS};
+
+use serde_json::Value;
 
 use crate::event::OktaEvent;
 
@@ -33,7 +35,8 @@ impl Default for StateLimits {
     }
 }
 
-/// Every tracked user's state for one feature set.
+/// Every tracked user's state for one feature set. Clones share the same users.
+#[derive(Clone)]
 pub struct StateStore {
     features: Arc<Features>,
     users: moka::sync::Cache<String, Arc<Mutex<UserState>>>,
@@ -94,6 +97,21 @@ impl StateStore {
                         .approx_bytes()
             })
             .sum()
+    }
+
+    /// A copy of one user's state as JSON, for a snapshot (`None` if the user is not tracked).
+    pub fn snapshot(&self, user_id: &str) -> Option<Value> {
+        let state = self.users.get(user_id)?;
+        let guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+        serde_json::to_value(&*guard).ok()
+    }
+
+    /// Replace one user's state with a snapshot taken by [`StateStore::snapshot`].
+    pub fn restore(&self, user_id: &str, snapshot: Value) -> Result<(), String> {
+        let state = UserState::from_snapshot(snapshot, &self.features)?;
+        self.users
+            .insert(user_id.to_owned(), Arc::new(Mutex::new(state)));
+        Ok(())
     }
 
     /// Forget every user (a partition was revoked, or the features changed).

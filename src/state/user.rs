@@ -4,10 +4,9 @@
 //! at most `max_values` values, the risk window at most [`MAX_RISK_SIGNALS`] signals.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::features::{BaselineSpec, Features};
@@ -24,8 +23,9 @@ const MIN_TRAVEL_SECS: f64 = 60.0;
 /// delivers hooks and polled pages out of order by seconds to minutes) still counts its neighbours.
 pub const ALLOWED_LATENESS_MS: i64 = 10 * 60 * 1000;
 
-/// The per-user state of every declared feature.
-#[derive(Debug, Clone)]
+/// The per-user state of every declared feature. It serializes (to JSON) for the detect stage's
+/// snapshots; a snapshot is only meaningful for the feature set that wrote it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserState {
     counters: Vec<Window>,
     distinct: Vec<Window>,
@@ -89,7 +89,7 @@ pub struct HoursView {
 }
 
 /// A successful sign-in's place.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Place {
     /// When it happened.
     pub published: String,
@@ -144,7 +144,7 @@ pub struct SignalView {
     pub published: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Signal {
     at_ms: i64,
     rule: String,
@@ -152,7 +152,7 @@ struct Signal {
 }
 
 /// Timestamps (with an optional value hash) in event-time order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Window {
     entries: VecDeque<(i64, u64)>,
 }
@@ -196,13 +196,13 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Baseline {
     since_ms: Option<i64>,
     values: Vec<SeenValue>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SeenValue {
     value: String,
     first_ms: i64,
@@ -417,6 +417,34 @@ impl UserState {
         }
     }
 
+    /// Rebuild a state from its serialized form (see [`UserState`]), refusing one written for a
+    /// different feature set.
+    pub fn from_snapshot(value: Value, features: &Features) -> Result<Self, String> {
+        let mut state: UserState = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let shape = (
+            state.counters.len(),
+            state.distinct.len(),
+            state.baselines.len(),
+        );
+        let declared = (
+            features.counters.len(),
+            features.distinct.len(),
+            features.baselines.len(),
+        );
+        if shape != declared {
+            return Err(format!(
+                "snapshot has (counters, distinct, baselines) = {shape:?}, features.toml declares {declared:?}"
+            ));
+        }
+        if let Some(place) = &mut state.last_signin {
+            // The instant is not serialized separately: `published` carries it to the millisecond.
+            place.at_ms = DateTime::parse_from_rfc3339(&place.published)
+                .map_err(|e| format!("last_signin.published: {e}"))?
+                .timestamp_millis();
+        }
+        Ok(state)
+    }
+
     /// Heap and inline bytes this state holds, for the state-size metric.
     pub fn approx_bytes(&self) -> usize {
         let window = |w: &Window| w.entries.capacity() * std::mem::size_of::<(i64, u64)>();
@@ -506,11 +534,12 @@ fn secs_to_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
 }
 
-/// A hash that is the same in every run of the same binary (std's SipHash with fixed keys).
+/// 64-bit FNV-1a: fixed by its definition, so the hashes in a snapshot written by one build still
+/// match the values another build (or another Rust release) hashes after a restart.
 fn stable_hash(value: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Milliseconds since the epoch as an RFC 3339 UTC timestamp.

@@ -1,0 +1,89 @@
+//! `vigil detect`: the detect stage as a consumer-group member on the events topic.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tracing::info;
+
+use super::{DetectCounters, Detector, LiveDetect};
+use crate::config::Config;
+use crate::kafka::reader::PartitionReader;
+use crate::kafka::{self, Worker, WorkerOptions, WorkerSummary};
+use crate::policy::{LoadOptions, Policy, PolicySource};
+
+/// Arguments of `vigil detect`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DetectArgs {
+    /// Configuration file (TOML; see vigil.example.toml). `VIGIL_<SECTION>__<KEY>` environment
+    /// variables override it, e.g. VIGIL_KAFKA__BOOTSTRAP_SERVERS=broker:9092.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Run the detect stage until SIGINT/SIGTERM.
+pub fn run(args: &DetectArgs) -> anyhow::Result<bool> {
+    let config = Config::load(args.config.as_deref())?;
+    let shutdown = crate::shutdown::on_signal()?;
+    let (summary, counters) = run_stage(&config, shutdown)?;
+    info!(
+        consumed = summary.consumed,
+        decisions = counters.decisions,
+        dead_lettered = counters.dead_lettered,
+        "detect stopped"
+    );
+    Ok(true)
+}
+
+/// Load the policies named by the configuration.
+pub fn load_policy(config: &Config) -> anyhow::Result<Policy> {
+    let source = PolicySource::from_arg(config.detect.policies.as_deref());
+    Policy::load(
+        &source,
+        LoadOptions {
+            include_tests: false,
+            eval_timeout: Duration::from_millis(config.detect.eval_timeout_ms),
+        },
+    )
+    .context("cannot load the policies")
+}
+
+/// The detect stage with `config`, until `shutdown` is set: the loop `vigil detect`, `vigil run`,
+/// the tests and the bench share.
+pub fn run_stage(
+    config: &Config,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<(WorkerSummary, DetectCounters)> {
+    let policy = load_policy(config)?;
+    info!(
+        revision = policy.revision(),
+        rules = policy.rules().len(),
+        brokers = config.kafka.bootstrap_servers.as_deref().unwrap_or("-"),
+        group = %config.detect.group_id,
+        events = %config.topics.events,
+        decisions = %config.topics.decisions,
+        dlq = %config.topics.dlq,
+        state = %config.topics.state,
+        "detect starting"
+    );
+    let detector = Detector::new(policy, config.detect.limits());
+    let reader = PartitionReader::new(&kafka::reader_config(&config.kafka)?)?;
+    let processor = LiveDetect::new(
+        detector,
+        config.topics.clone(),
+        config.detect.clone(),
+        reader,
+    )?;
+    let worker = Worker::new(
+        &kafka::consumer_config(&config.kafka, &config.detect.group_id)?,
+        &kafka::producer_config(&config.kafka)?,
+        &[&config.topics.events],
+        processor,
+        WorkerOptions::for_stage("detect", config),
+        shutdown,
+    )?;
+    let (summary, processor) = worker.run()?;
+    Ok((summary, processor.counters().clone()))
+}

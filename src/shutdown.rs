@@ -1,0 +1,42 @@
+//! SIGINT/SIGTERM → a flag the stages poll between batches. A second signal exits at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+/// A flag set on the first SIGINT or SIGTERM; the process exits with 130 on the second.
+pub fn on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let set = flag.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    warn!("cannot install signal handlers; stop with SIGKILL");
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                info!("shutdown requested: finishing in-flight records (signal again to exit at once)");
+                set.store(true, Ordering::Relaxed);
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                warn!("second signal: exiting without committing (records will be consumed again)");
+                std::process::exit(130);
+            });
+        })?;
+    Ok(flag)
+}
