@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -50,11 +50,7 @@ pub struct Rekey {
 }
 
 impl Processor for Rekey {
-    fn process(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        out: &mut Vec<OutRecord>,
-    ) -> anyhow::Result<()> {
+    fn process<M: Message>(&mut self, message: &M, out: &mut Vec<OutRecord>) -> anyhow::Result<()> {
         self.counters.records += 1;
         let payload = message.payload().unwrap_or_default();
         let fault = if payload.len() > self.max_record_bytes {

@@ -11,8 +11,12 @@ use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value;
 
 use common::kafka::*;
+use rdkafka::message::{OwnedMessage, Timestamp};
 use vigil::config::Config;
+use vigil::detect::{Detector, LiveDetect};
+use vigil::kafka::reader::PartitionReader;
 use vigil::kafka::record::*;
+use vigil::kafka::Processor;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -126,8 +130,8 @@ fn bad_records_go_to_the_dlq_with_reason_source_and_bytes_and_the_stream_goes_on
             "00ubig",
             "SUCCESS",
         );
-        // The mock cluster keeps only the newest 5 MiB of a partition, so 3 MB here; the tansu
-        // tests send 10 MB.
+        // The mock cluster keeps only the newest 5 MiB of a partition, so 3 MB here; the
+        // 10 MB case is fed to the stage directly below.
         e["debugContext"] = serde_json::json!({"blob": "x".repeat(3 * 1024 * 1024)});
         serde_json::to_vec(&e).unwrap()
     };
@@ -189,6 +193,60 @@ fn bad_records_go_to_the_dlq_with_reason_source_and_bytes_and_the_stream_goes_on
         .map(|d| d["rule"].as_str().unwrap())
         .collect();
     assert!(rules.contains(&"failed_signins"), "{rules:?}");
+}
+
+#[test]
+fn a_10_mb_record_is_dead_lettered_with_its_head_its_size_and_its_hash() {
+    let (_cluster, bootstrap) = cluster();
+    let config = config(&bootstrap, "huge");
+    create_mock_topics(&_cluster, &config, 1);
+    let policy = vigil::detect::command::load_policy(&config).unwrap();
+    let reader =
+        PartitionReader::new(&vigil::kafka::reader_config(&config.kafka).unwrap()).unwrap();
+    let mut stage = LiveDetect::new(
+        Detector::new(policy, config.detect.limits()),
+        config.topics.clone(),
+        config.detect.clone(),
+        reader,
+    )
+    .unwrap();
+    let mut huge = common::event(
+        "huge",
+        "2026-03-04T09:00:00.000Z",
+        "user.session.start",
+        "00ubig",
+        "SUCCESS",
+    );
+    huge["debugContext"] = serde_json::json!({"blob": "x".repeat(10 * 1024 * 1024)});
+    let huge = serde_json::to_vec(&huge).unwrap();
+    let message = OwnedMessage::new(
+        Some(huge.clone()),
+        Some(b"00ubig".to_vec()),
+        config.topics.events.clone(),
+        Timestamp::CreateTime(0),
+        0,
+        41,
+        None,
+    );
+    let mut out = Vec::new();
+    stage.process(&message, &mut out).unwrap();
+
+    assert_eq!(out.len(), 1);
+    let dead = &out[0];
+    assert_eq!(dead.topic, config.topics.dlq);
+    assert_eq!(dead.header(DLQ_REASON), Some(&b"too_large"[..]));
+    assert_eq!(dead.header(SOURCE_OFFSET), Some(&b"41"[..]));
+    assert_eq!(
+        dead.header(ORIGINAL_BYTES),
+        Some(huge.len().to_string().as_bytes())
+    );
+    assert_eq!(dead.header(TRUNCATED), Some(&b"true"[..]));
+    assert_eq!(
+        dead.payload.as_slice(),
+        &huge[..config.detect.dlq_max_payload_bytes]
+    );
+    assert_eq!(dead.key.as_deref(), Some(&b"00ubig"[..]));
+    assert_eq!(stage.counters().dead_lettered, 1);
 }
 
 /// Stop after two failures, restart, send the third: detected once, nothing re-emitted.

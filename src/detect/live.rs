@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
@@ -268,9 +268,9 @@ impl LiveDetect {
         })
     }
 
-    fn dead_letter(
+    fn dead_letter<M: Message>(
         &mut self,
-        message: &BorrowedMessage<'_>,
+        message: &M,
         reason: &str,
         error: &str,
         out: &mut Vec<OutRecord>,
@@ -305,11 +305,7 @@ impl LiveDetect {
 }
 
 impl Processor for LiveDetect {
-    fn process(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        out: &mut Vec<OutRecord>,
-    ) -> anyhow::Result<()> {
+    fn process<M: Message>(&mut self, message: &M, out: &mut Vec<OutRecord>) -> anyhow::Result<()> {
         let partition = message.partition();
         if !self.partitions.contains_key(&partition) {
             let state = self.rebuild(partition, message.offset())?;

@@ -26,6 +26,10 @@ const MANAGED_PROPERTIES: &[&str] = &[
     "isolation.level",
 ];
 
+/// Per-partition fetch size of the group consumers: above any record a broker is likely to be
+/// configured to accept, so an oversized record reaches the DLQ.
+const FETCH_PARTITION_BYTES: usize = 16 * 1024 * 1024;
+
 /// A Kafka setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("kafka: {0}")]
@@ -76,6 +80,12 @@ pub fn consumer_config(
     group_id: &str,
 ) -> Result<ClientConfig, KafkaSetupError> {
     let mut config = base_config(kafka)?;
+    if !kafka.properties.contains_key("fetch.message.max.bytes") {
+        // Some brokers (tansu) send nothing rather than part of a record larger than the
+        // per-partition fetch size, which would stall the partition on one oversized record
+        // instead of dead-lettering it.
+        config.set("fetch.message.max.bytes", FETCH_PARTITION_BYTES.to_string());
+    }
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -39,11 +39,7 @@ const SHUTDOWN_RETRY_ROUNDS: u32 = 5;
 pub trait Processor {
     /// Handle one consumed record, pushing what it produces onto `out`. An error stops the worker
     /// without committing the record, so it is consumed again after a restart.
-    fn process(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        out: &mut Vec<OutRecord>,
-    ) -> anyhow::Result<()>;
+    fn process<M: Message>(&mut self, message: &M, out: &mut Vec<OutRecord>) -> anyhow::Result<()>;
 
     /// `partitions` of `topic` were taken away by a rebalance: forget their state.
     fn revoked(&mut self, _topic: &str, _partitions: &[i32]) {}
