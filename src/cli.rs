@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{demo, detect, policy_test, rekey, replay, simulate, topics};
+use crate::{bench, demo, detect, policy_test, rekey, replay, simulate, topics};
 
 /// Vigil: real-time identity-threat response for Okta.
 ///
@@ -42,6 +42,9 @@ pub enum Command {
     Detect(detect::command::DetectArgs),
     /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
     Rekey(rekey::RekeyArgs),
+    /// Measure the detect stage against a bare consume-produce passthrough on one broker
+    /// (rates, their ratio, latency at a fixed event rate).
+    Bench(bench::BenchArgs),
     /// Create the configured topics that do not exist yet (trial and test setups).
     Topics(topics::TopicsArgs),
     /// Work with a policy directory.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args).map(|_| true),
         Command::Detect(args) => detect::command::run(args),
         Command::Rekey(args) => rekey::run(args),
+        Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Topics(args) => topics::run(args).map(|()| true),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Simulate(args) => simulate::run(args).map(|()| true),

@@ -275,6 +275,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("vigil.example.toml");
+        let example = Config::load_with_env(Some(&path), env(&[])).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            format!("{:?}", example.topics),
+            format!("{:?}", defaults.topics)
+        );
+        assert_eq!(
+            format!("{:?}", example.detect),
+            format!("{:?}", defaults.detect)
+        );
+        assert_eq!(
+            format!("{:?}", example.rekey),
+            format!("{:?}", defaults.rekey)
+        );
+    }
+
+    #[test]
     fn defaults_without_a_file() {
         let config = Config::load_with_env(None, env(&[])).unwrap();
         assert_eq!(config.topics.events, "okta.events");

@@ -10,6 +10,7 @@
 //! * [`detect`] — event → state → policy → decisions; the one code path replay and live share.
 //! * [`replay`], [`policy_test`], [`simulate`], [`demo`] — the offline commands; [`cli`] wires them.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod decision;

@@ -200,10 +200,15 @@ fn kill_9_at_random_points_loses_no_decision_and_a_straddling_brute_force_is_det
 
     let got_ids = ids(&got);
     let missing: Vec<_> = expected.difference(&got_ids).collect();
-    assert!(
-        missing.is_empty(),
-        "lost decisions {missing:?} (seed {seed})"
-    );
+    if !missing.is_empty() {
+        let log = std::fs::read_to_string(&log).unwrap();
+        let kept = std::env::temp_dir().join("vigil-crash-test.log");
+        std::fs::write(&kept, &log).unwrap();
+        panic!(
+            "lost decisions {missing:?} (seed {seed}); detect's log: {}",
+            kept.display()
+        );
+    }
     let extra: Vec<_> = got_ids.difference(&expected).collect();
     assert!(
         extra.is_empty(),

@@ -211,10 +211,15 @@ impl LiveDetect {
         let start = match round {
             Some(round) => round.min(first),
             None => {
-                let since = chrono::Utc::now().timestamp_millis() - self.rebuild_window_ms;
-                self.reader
-                    .offset_at(&self.topics.events, partition, since)?
-                    .min(first)
+                let (low, _) = self.reader.watermarks(&self.topics.events, partition)?;
+                if first <= low {
+                    first // nothing before the resume point: a new group or a new topic
+                } else {
+                    let since = chrono::Utc::now().timestamp_millis() - self.rebuild_window_ms;
+                    self.reader
+                        .offset_at(&self.topics.events, partition, since)?
+                        .min(first)
+                }
             }
         };
         let mut dirty = HashSet::new();
