@@ -150,11 +150,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let passthrough_topic = name("passthrough");
     let latency_events = name("latency-events");
     let latency_state = name("latency-state");
+    let latency_floor_events = name("latency-floor-events");
     create_topics(
         &config,
         mock.as_ref(),
         &[
             &latency_state,
+            &latency_floor_events,
             &config.topics.events,
             &config.topics.decisions,
             &config.topics.dlq,
@@ -216,19 +218,33 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         detect.rate() / floor.rate()
     );
 
-    let latencies = latency_phase(&config, &latency_events, &latency_state, &events, args)?;
-    if let (Some(p50), Some(p90), Some(p99), Some(max)) = (
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.90),
-        percentile(&latencies, 0.99),
-        latencies.last(),
-    ) {
-        println!(
-            "  latency at {} events/s: p50 {p50} ms, p90 {p90} ms, p99 {p99} ms, max {max} ms over {} events (target p99 <= 25 ms)",
-            args.rate,
-            latencies.len()
-        );
-    }
+    println!(
+        "  latency at {} events/s, producer timestamp -> outputs acknowledged:",
+        args.rate
+    );
+    let floor = latency_phase(
+        &config,
+        &latency_floor_events,
+        Passthrough {
+            topic: name("passthrough"),
+        },
+        &events,
+        args,
+    )?;
+    print_latencies("passthrough", &floor);
+    let mut phase_config = config.clone();
+    phase_config.topics.events = latency_events.clone();
+    // Snapshots belong to one events topic: offsets in them mean nothing for another.
+    phase_config.topics.state = latency_state;
+    let latencies = latency_phase(
+        &phase_config,
+        &latency_events,
+        live_detect(&phase_config)?,
+        &events,
+        args,
+    )?;
+    print_latencies("detect", &latencies);
+    println!("    (target: detect p99 <= 25 ms)");
     Ok(())
 }
 
@@ -383,41 +399,53 @@ fn run_phase<P: Processor>(
 }
 
 /// Detect on `topic` while `records` are produced to it at `args.rate`; sorted latencies (ms).
-fn latency_phase(
+/// `processor` consuming `topic` while `records` are produced to it at `args.rate`; sorted
+/// latencies (ms) from each record's producer timestamp to its outputs' acknowledgement.
+fn latency_phase<P: Processor + Send + 'static>(
     config: &Config,
     topic: &str,
-    state_topic: &str,
+    processor: P,
     records: &[(Option<String>, Vec<u8>)],
     args: &BenchArgs,
 ) -> anyhow::Result<Vec<i64>> {
     let wanted = (u64::from(args.rate) * args.latency_secs) as usize;
     let records: Vec<_> = records.iter().take(wanted.max(1)).cloned().collect();
-    let mut phase_config = config.clone();
-    phase_config.topics.events = topic.to_owned();
-    // Snapshots belong to one events topic: offsets in them mean nothing for another.
-    phase_config.topics.state = state_topic.to_owned();
     // One warm-up record first, so the group has joined before the clock starts.
     let total = records.len() as u64 + 1;
-    let processor = counted(live_detect(&phase_config)?, total);
+    let processor = counted(processor, total);
     let seen = processor.seen.clone();
-    let group = format!("{}-latency", config.topics.events);
-    let worker = worker(&phase_config, &group, topic, processor, true)?;
+    let group = format!("{topic}-latency");
+    let worker = worker(config, &group, topic, processor, true)?;
     let running = std::thread::spawn(move || worker.run());
     // The warm-up also readies the producer (metadata, producer id), outside the clock.
     let producer = producer(config, true)?;
     produce(&producer, topic, &records[..1], None)?;
     while seen.load(Ordering::Relaxed) == 0 {
-        anyhow::ensure!(!running.is_finished(), "the detect worker stopped");
+        anyhow::ensure!(!running.is_finished(), "the worker stopped");
         std::thread::sleep(Duration::from_millis(20));
     }
     produce(&producer, topic, &records, Some(args.rate))?;
     let (summary, _) = running
         .join()
-        .map_err(|_| anyhow::anyhow!("the detect worker panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the worker panicked"))??;
     // The first is the warm-up record.
     let mut latencies: Vec<i64> = summary.latencies_ms.into_iter().skip(1).collect();
     latencies.sort_unstable();
     Ok(latencies)
+}
+
+fn print_latencies(label: &str, sorted: &[i64]) {
+    if let (Some(p50), Some(p90), Some(p99), Some(max)) = (
+        percentile(sorted, 0.50),
+        percentile(sorted, 0.90),
+        percentile(sorted, 0.99),
+        sorted.last(),
+    ) {
+        println!(
+            "    {label:<12} p50 {p50:>4} ms   p90 {p90:>4} ms   p99 {p99:>4} ms   max {max:>4} ms   ({} events)",
+            sorted.len()
+        );
+    }
 }
 
 /// The `q` quantile of sorted values (nearest rank).

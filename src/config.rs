@@ -136,6 +136,10 @@ pub struct DetectConfig {
     /// DLQ records keep at most this many bytes of the original record (brokers cap messages
     /// near 1 MB); the full size and a SHA-256 are in headers.
     pub dlq_max_payload_bytes: usize,
+    /// Produce each batch and commit its offsets in one Kafka transaction with this
+    /// `transactional.id`, unique per instance (Apache Kafka only; off when unset). Delivery is at
+    /// least once either way.
+    pub transactional_id: Option<String>,
 }
 
 impl Default for DetectConfig {
@@ -153,6 +157,7 @@ impl Default for DetectConfig {
             snapshots: true,
             rebuild_window_secs: None,
             dlq_max_payload_bytes: 512 * 1024,
+            transactional_id: None,
         }
     }
 }

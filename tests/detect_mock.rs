@@ -89,10 +89,10 @@ fn failures(user: &str, minute: u32) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn detect_publishes_exactly_the_decisions_replay_gives() {
+fn publishes_exactly_the_decisions_replay_gives(transactional_id: Option<&str>) {
     let (_cluster, bootstrap) = cluster();
-    let config = config(&bootstrap, "same");
+    let mut config = config(&bootstrap, "same");
+    config.detect.transactional_id = transactional_id.map(str::to_owned);
     create_mock_topics(&_cluster, &config, 3);
     // The mock cluster keeps only ~5 MiB per partition: a small population, all attacks.
     let events = simulated_events(25, 2, 7);
@@ -115,6 +115,18 @@ fn detect_publishes_exactly_the_decisions_replay_gives() {
         canonical(&expected),
         "same ids, same content"
     );
+}
+
+#[test]
+fn detect_publishes_exactly_the_decisions_replay_gives() {
+    publishes_exactly_the_decisions_replay_gives(None);
+}
+
+#[test]
+fn with_transactions_on_detect_publishes_the_same_decisions() {
+    // The mock cluster accepts transactional calls without honouring them: this proves the
+    // transactional path runs and publishes, not that it is atomic.
+    publishes_exactly_the_decisions_replay_gives(Some("vigil-detect-test-1"));
 }
 
 #[test]

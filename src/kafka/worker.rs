@@ -21,7 +21,7 @@ use anyhow::{anyhow, Context as _};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -34,6 +34,9 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// On shutdown, give up re-sending after this many failed rounds (nothing is committed then, so
 /// the records are consumed and produced again after a restart).
 const SHUTDOWN_RETRY_ROUNDS: u32 = 5;
+
+/// Bound on each transactional call.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a stage does with each consumed record.
 pub trait Processor {
@@ -66,6 +69,11 @@ pub struct WorkerOptions {
     /// Keep, per consumed record, the milliseconds from its producer's timestamp until its
     /// outputs were acknowledged (for the bench).
     pub record_latency: bool,
+    /// Produce each batch and commit its offsets in one Kafka transaction with this
+    /// `transactional.id` (Apache Kafka only; off by default). The at-least-once guarantee does
+    /// not depend on it: it only keeps a crashed batch's outputs from being read by
+    /// `read_committed` consumers.
+    pub transactional_id: Option<String>,
 }
 
 impl WorkerOptions {
@@ -77,6 +85,7 @@ impl WorkerOptions {
             dlq_topic: config.topics.dlq.clone(),
             dlq_max_payload_bytes: config.detect.dlq_max_payload_bytes,
             record_latency: false,
+            transactional_id: config.detect.transactional_id.clone(),
         }
     }
 }
@@ -176,9 +185,18 @@ impl<P: Processor> Worker<P> {
         consumer
             .subscribe(topics)
             .with_context(|| format!("cannot subscribe to {}", topics.join(", ")))?;
+        let mut producer_config = producer_config.clone();
+        if let Some(id) = &options.transactional_id {
+            producer_config.set("transactional.id", id);
+        }
         let producer: FutureProducer = producer_config
             .create()
             .context("cannot create the Kafka producer")?;
+        if options.transactional_id.is_some() {
+            producer
+                .init_transactions(TRANSACTION_TIMEOUT)
+                .context("cannot initialise Kafka transactions")?;
+        }
         Ok(Worker {
             consumer,
             producer,
@@ -203,6 +221,9 @@ impl<P: Processor> Worker<P> {
         loop {
             let closing = self.shutdown.load(Ordering::Relaxed);
             let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            if self.options.transactional_id.is_some() {
+                self.producer.begin_transaction()?;
+            }
             if !closing {
                 while timestamps.len() < self.options.max_in_flight {
                     let timeout = if timestamps.is_empty() {
@@ -286,12 +307,15 @@ impl<P: Processor> Worker<P> {
     }
 
     fn commit(&self, offsets: &BTreeMap<(String, i32), i64>, sync: bool) -> anyhow::Result<()> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), next) in offsets {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        if self.options.transactional_id.is_some() {
+            return self.commit_transaction(&tpl);
+        }
+        if offsets.is_empty() {
+            return Ok(());
         }
         let mode = if sync {
             CommitMode::Sync
@@ -302,6 +326,28 @@ impl<P: Processor> Worker<P> {
             warn!(stage = self.options.stage, error = %e, "offset commit failed; the records will be consumed again");
         }
         Ok(())
+    }
+
+    /// Commit the batch's outputs and offsets atomically; on failure abort and stop (the batch
+    /// is consumed again after a restart).
+    fn commit_transaction(&self, offsets: &TopicPartitionList) -> anyhow::Result<()> {
+        let result = (|| {
+            if offsets.count() > 0 {
+                let group = self
+                    .consumer
+                    .group_metadata()
+                    .ok_or_else(|| anyhow!("no consumer group metadata"))?;
+                self.producer
+                    .send_offsets_to_transaction(offsets, &group, TRANSACTION_TIMEOUT)?;
+            }
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            Ok::<_, anyhow::Error>(())
+        })();
+        if let Err(e) = &result {
+            warn!(stage = self.options.stage, error = %e, "transaction failed; aborting");
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+        }
+        result.context("cannot commit the batch's transaction")
     }
 
     fn record_latencies(&mut self, timestamps: &mut Vec<i64>) {
