@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::Value;
 
 use common::kafka::*;
@@ -335,6 +336,27 @@ fn a_broker_outage_delays_decisions_but_loses_none() {
     producing.join().unwrap();
     let got = decisions_on(&config, expected.len());
     stage.stop();
+    assert_eq!(ids(&got), ids(&expected));
+}
+
+#[test]
+fn failing_produce_requests_are_retried_and_lose_no_decision() {
+    let (cluster, bootstrap) = cluster();
+    let config = config(&bootstrap, "reqerr");
+    create_mock_topics(&cluster, &config, 2);
+    let events = simulated_events(20, 2, 13);
+    let expected = replay_decisions(&events);
+    produce(&config, &config.topics.events, &keyed(&events));
+    // The broker now fails the next produce requests with a retriable error.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 8],
+    );
+
+    let stage = detect(&config);
+    let got = decisions_on(&config, expected.len());
+    stage.stop();
+    assert_eq!(got.len(), expected.len(), "no decision lost or duplicated");
     assert_eq!(ids(&got), ids(&expected));
 }
 
