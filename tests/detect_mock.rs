@@ -405,3 +405,40 @@ fn rekey_moves_unkeyed_pages_and_envelopes_to_one_keyed_record_per_event() {
         "one partition per user: {partitions:?}"
     );
 }
+
+#[test]
+fn detect_without_brokers_or_with_a_bad_key_says_what_to_fix() {
+    let out = common::vigil()
+        .arg("detect")
+        .env_remove("VIGIL_KAFKA__BOOTSTRAP_SERVERS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("no brokers") && err.contains("VIGIL_KAFKA__BOOTSTRAP_SERVERS"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("detect starting"),
+        "fails before starting: {err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(
+        &path,
+        "[topics]\nevents = \"e\"\n[detect]\nmax_inflight = 5\n",
+    )
+    .unwrap();
+    let out = common::vigil()
+        .args(["detect", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("vigil.toml") && err.contains("line 4") && err.contains("max_inflight"),
+        "{err}"
+    );
+}

@@ -56,6 +56,10 @@ pub fn run_stage(
     config: &Config,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<(WorkerSummary, DetectCounters)> {
+    // Client settings first: a missing broker address is reported before anything else.
+    let consumer_config = kafka::consumer_config(&config.kafka, &config.detect.group_id)?;
+    let producer_config = kafka::producer_config(&config.kafka)?;
+    let reader = PartitionReader::new(&kafka::reader_config(&config.kafka)?)?;
     let policy = load_policy(config)?;
     info!(
         revision = policy.revision(),
@@ -69,7 +73,6 @@ pub fn run_stage(
         "detect starting"
     );
     let detector = Detector::new(policy, config.detect.limits());
-    let reader = PartitionReader::new(&kafka::reader_config(&config.kafka)?)?;
     let processor = LiveDetect::new(
         detector,
         config.topics.clone(),
@@ -77,8 +80,8 @@ pub fn run_stage(
         reader,
     )?;
     let worker = Worker::new(
-        &kafka::consumer_config(&config.kafka, &config.detect.group_id)?,
-        &kafka::producer_config(&config.kafka)?,
+        &consumer_config,
+        &producer_config,
         &[&config.topics.events],
         processor,
         WorkerOptions::for_stage("detect", config),
