@@ -51,7 +51,7 @@ pub fn base_config(kafka: &KafkaConfig) -> Result<ClientConfig, KafkaSetupError>
     })?;
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", servers);
-    // librdkafka logs through the `log` facade otherwise lost; keep its own logging quiet.
+    // librdkafka's own log lines reach tracing through the `log` crate; warnings and worse only.
     config.set("log_level", "4");
     for (name, value) in &kafka.properties {
         refuse_managed(name)?;
