@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, demo, detect, policy_test, rekey, replay, simulate, topics};
+use crate::{
+    bench, demo, detect, override_cli, policy_test, rekey, replay, respond, simulate, topics,
+};
 
 /// Vigil: real-time identity-threat response for Okta.
 ///
@@ -40,6 +42,11 @@ pub enum Command {
     /// The detect stage: consume Okta events from Kafka, publish decisions (and bad records to
     /// the DLQ); runs until SIGINT/SIGTERM, then finishes in-flight work and commits.
     Detect(detect::command::DetectArgs),
+    /// The respond stage: execute the decisions' Okta, Slack and PagerDuty actions effectively
+    /// once, with delayed actions, overrides and a blast-radius guard; runs until SIGINT/SIGTERM.
+    Respond(respond::command::RespondArgs),
+    /// Set, lift or list analysts' overrides (suppress a user's decisions, cancel pending actions).
+    Override(override_cli::OverrideArgs),
     /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
     Rekey(rekey::RekeyArgs),
     /// Measure the detect stage against a bare consume-produce passthrough on one broker
@@ -69,6 +76,8 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args).map(|_| true),
         Command::Detect(args) => detect::command::run(args),
+        Command::Respond(args) => respond::command::run(args),
+        Command::Override(args) => override_cli::run(args),
         Command::Rekey(args) => rekey::run(args),
         Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Topics(args) => topics::run(args).map(|()| true),

@@ -39,6 +39,21 @@ pub struct Config {
     /// The re-key stage.
     #[serde(default)]
     pub rekey: RekeyConfig,
+    /// The respond stage.
+    #[serde(default)]
+    pub respond: RespondConfig,
+    /// The HTTP server (overrides API).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The Okta connector.
+    #[serde(default)]
+    pub okta: crate::connector::OktaConfig,
+    /// The Slack connector.
+    #[serde(default)]
+    pub slack: crate::connector::SlackConfig,
+    /// The PagerDuty connector.
+    #[serde(default)]
+    pub pagerduty: crate::connector::PagerDutyConfig,
 }
 
 /// How to reach Kafka.
@@ -93,6 +108,11 @@ pub struct Topics {
     pub state: String,
     /// An unkeyed or wrongly keyed upstream topic that `vigil rekey` moves into `events`.
     pub upstream: Option<String>,
+    /// What the respond stage did per action (compacted, keyed by action id; partition i holds
+    /// the actions of decisions partition i, so at least as many partitions as `decisions`).
+    pub ledger: String,
+    /// Analysts' overrides (compacted, keyed by user id).
+    pub overrides: String,
 }
 
 impl Default for Topics {
@@ -103,6 +123,8 @@ impl Default for Topics {
             dlq: "vigil.dlq".into(),
             state: "vigil.detect.state".into(),
             upstream: None,
+            ledger: "vigil.ledger".into(),
+            overrides: "vigil.overrides".into(),
         }
     }
 }
@@ -188,6 +210,72 @@ impl Default for RekeyConfig {
             group_id: "vigil-rekey".into(),
             // An upstream record may be a whole System Log page or hook envelope.
             max_record_bytes: 16 * DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// The respond stage's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespondConfig {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Decision records consumed per batch at most.
+    pub max_in_flight: usize,
+    /// Okta user ids or logins that are never suspended, reset or expired, whatever a policy
+    /// says (the policy pack has its own list; this one guards against a broken policy).
+    pub protected_users: Vec<String>,
+    /// Destructive actions (suspend, password reset/expiry, factor reset, session clearing)
+    /// allowed per minute per instance; one more opens the circuit.
+    pub max_destructive_per_minute: u32,
+    /// How long an open circuit holds destructive actions (seconds).
+    pub circuit_open_secs: u64,
+    /// Attempts per action (and per condition check) before it is dead-lettered.
+    pub retry_max_attempts: usize,
+    /// First retry delay (milliseconds); doubles per attempt, with jitter.
+    pub retry_min_delay_ms: u64,
+    /// Longest retry delay (milliseconds), unless the vendor asks for longer.
+    pub retry_max_delay_ms: u64,
+    /// Timeout of one HTTP request to a vendor (milliseconds).
+    pub http_timeout_ms: u64,
+    /// Ledger records older than this are not loaded when a partition is assigned (seconds):
+    /// the window in which a redelivered decision is recognised as a duplicate.
+    pub dedup_window_secs: u64,
+}
+
+impl Default for RespondConfig {
+    fn default() -> Self {
+        RespondConfig {
+            group_id: "vigil-respond".into(),
+            max_in_flight: 100,
+            protected_users: Vec::new(),
+            max_destructive_per_minute: 20,
+            circuit_open_secs: 900,
+            retry_max_attempts: 6,
+            retry_min_delay_ms: 200,
+            retry_max_delay_ms: 30_000,
+            http_timeout_ms: 10_000,
+            dedup_window_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// The HTTP server every stage runs (overrides API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; empty disables the server.
+    pub listen: String,
+    /// File holding the bearer token that the write endpoints require (else the environment
+    /// variable `VIGIL_API_TOKEN`); without a token the write endpoints answer 503.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8088".into(),
+            token_file: None,
         }
     }
 }
@@ -291,6 +379,14 @@ mod tests {
         assert_eq!(
             format!("{:?}", example.detect),
             format!("{:?}", defaults.detect)
+        );
+        assert_eq!(
+            format!("{:?}", example.respond),
+            format!("{:?}", defaults.respond)
+        );
+        assert_eq!(
+            format!("{:?}", example.http),
+            format!("{:?}", defaults.http)
         );
         assert_eq!(
             format!("{:?}", example.rekey),

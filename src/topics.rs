@@ -30,6 +30,8 @@ pub fn specs(config: &Config, partitions: i32, replication: i32) -> Vec<TopicSpe
         (topics.decisions.clone(), false),
         (topics.dlq.clone(), false),
         (topics.state.clone(), true),
+        (topics.ledger.clone(), true),
+        (topics.overrides.clone(), true),
     ];
     if let Some(upstream) = &topics.upstream {
         specs.push((upstream.clone(), false));

@@ -39,6 +39,8 @@ fn create_mock_topics(
         &topics.decisions,
         &topics.dlq,
         &topics.state,
+        &topics.ledger,
+        &topics.overrides,
     ]
     .into_iter()
     .chain(topics.upstream.as_ref())
@@ -441,4 +443,69 @@ fn detect_without_brokers_or_with_a_bad_key_says_what_to_fix() {
         err.contains("vigil.toml") && err.contains("line 4") && err.contains("max_inflight"),
         "{err}"
     );
+}
+
+#[test]
+fn policies_see_an_analysts_override_and_drop_lockouts_for_that_user() {
+    let (cluster, bootstrap) = cluster();
+    let config = config(&bootstrap, "override");
+    create_mock_topics(&cluster, &config, 2);
+    let producer: rdkafka::producer::FutureProducer = vigil::kafka::producer_config(&config.kafka)
+        .unwrap()
+        .create()
+        .unwrap();
+    let now = chrono::Utc::now();
+    futures::executor::block_on(vigil::overrides::publish(
+        &producer,
+        &config.topics.overrides,
+        &vigil::overrides::Override {
+            user_id: "00uexcused".into(),
+            scope: vigil::overrides::Scope::All,
+            reason: "red-team exercise".into(),
+            by: Some("ana".into()),
+            created_at: now - chrono::Duration::minutes(5),
+            until: now + chrono::Duration::hours(1),
+        },
+    ))
+    .unwrap();
+    let published = now.to_rfc3339();
+    let reports: Vec<Value> = ["00uexcused", "00uplain"]
+        .iter()
+        .map(|u| {
+            common::event(
+                &format!("report-{u}"),
+                &published,
+                "user.account.report_suspicious_activity_by_enduser",
+                u,
+                "SUCCESS",
+            )
+        })
+        .collect();
+    // The follower reads the overrides topic in the background: give it a moment.
+    let stage = detect(&config);
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&config, &config.topics.events, &keyed(&reports));
+    let got = decisions_on(&config, 2);
+    stage.stop();
+    let reported = |user: &str| {
+        got.iter()
+            .find(|d| d["user"]["id"] == user && d["rule"] == "user_reported")
+            .unwrap_or_else(|| panic!("no user_reported decision for {user}: {got:?}"))
+            .clone()
+    };
+    let types = |d: &Value| -> Vec<String> {
+        d["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(types(&reported("00uplain")).contains(&"okta.reset_password".to_owned()));
+    let excused = types(&reported("00uexcused"));
+    assert!(
+        !excused.contains(&"okta.reset_password".to_owned()),
+        "{excused:?}"
+    );
+    assert!(excused.contains(&"slack.notify".to_owned()), "{excused:?}");
 }

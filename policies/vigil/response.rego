@@ -78,6 +78,7 @@ findings contains f if {
 			"findings": sort([{"rule": r.rule, "risk_weight": object.get(r, "risk_weight", 0)} | some r in rule_findings]),
 			"earlier_signals": data.vigil.lib.risk_signals,
 			"protected_account": data.vigil.lib.protected_account,
+			"override": data.vigil.lib.override,
 		},
 		"actions": data.vigil.lib.allowed_actions(wanted_actions),
 	}

@@ -84,6 +84,20 @@ test_protected_account_is_never_suspended if {
 	f.evidence.protected_account == true
 }
 
+test_an_analyst_override_stops_lockouts_and_is_in_the_evidence if {
+	o := {"user_id": "00u1", "scope": "all", "reason": "travelling", "by": "ana", "created_at": "2026-03-02T08:00:00Z", "until": "2026-03-02T20:00:00Z"}
+	f := only(object.union(third_failure(75), {"override": o}))
+	not fx.has_action(f, "okta.suspend_user")
+	fx.has_action(f, "slack.notify")
+	f.evidence.override.reason == "travelling"
+}
+
+test_without_override_the_evidence_says_none if {
+	f := only(third_failure(75))
+	fx.has_action(f, "okta.suspend_user")
+	f.evidence.override == null
+}
+
 test_levels_come_from_data if {
 	levels := [{"name": "notify", "score": 10, "severity": "low"}]
 	f := only(third_failure(0)) with data.vigil.config.risk_levels as levels

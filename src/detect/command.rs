@@ -12,6 +12,7 @@ use super::{DetectCounters, Detector, LiveDetect};
 use crate::config::Config;
 use crate::kafka::reader::PartitionReader;
 use crate::kafka::{self, Worker, WorkerOptions, WorkerSummary};
+use crate::overrides::OverrideTable;
 use crate::policy::{LoadOptions, Policy, PolicySource};
 
 /// Arguments of `vigil detect`.
@@ -72,7 +73,16 @@ pub fn run_stage(
         state = %config.topics.state,
         "detect starting"
     );
-    let detector = Detector::new(policy, config.detect.limits());
+    // Policies see analysts' overrides (input.override); detect does not wait for the topic:
+    // the respond stage enforces overrides whatever the decision says.
+    let overrides = OverrideTable::default();
+    let follower = crate::overrides::follow(
+        &kafka::reader_config(&config.kafka)?,
+        &config.topics.overrides,
+        overrides.clone(),
+        shutdown.clone(),
+    )?;
+    let detector = Detector::new(policy, config.detect.limits()).with_overrides(overrides);
     let processor = LiveDetect::new(
         detector,
         config.topics.clone(),
@@ -85,8 +95,11 @@ pub fn run_stage(
         &[&config.topics.events],
         processor,
         WorkerOptions::for_stage("detect", config),
-        shutdown,
+        shutdown.clone(),
     )?;
-    let (summary, processor) = worker.run()?;
+    let result = worker.run();
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = follower.join();
+    let (summary, processor) = result?;
     Ok((summary, processor.counters().clone()))
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::rego_input::RegoConverter;
 use crate::decision::{self, Action, Decision, EventRef, UserInfo, SCHEMA_VERSION};
 use crate::event::{OktaEvent, UserRef};
+use crate::overrides::OverrideTable;
 use crate::policy::{Evaluation, Finding, Policy, RuleError};
 use crate::state::{rfc3339, StateLimits, StateStore, StateView};
 
@@ -50,6 +51,7 @@ pub struct Detector {
     limits: StateLimits,
     verify_dispatch: bool,
     converter: RegoConverter,
+    overrides: Option<OverrideTable>,
 }
 
 impl Detector {
@@ -62,7 +64,15 @@ impl Detector {
             limits,
             verify_dispatch: false,
             converter: RegoConverter::default(),
+            overrides: None,
         }
+    }
+
+    /// Show policies the analysts' overrides (`input.override`: the user's override in force at
+    /// the event's time). Without a table (replay) no event has one.
+    pub fn with_overrides(mut self, table: OverrideTable) -> Self {
+        self.overrides = Some(table);
+        self
     }
 
     /// Also evaluate the entrypoint on every event and report any difference from the fast path
@@ -164,17 +174,24 @@ impl Detector {
                 }
             }
         };
+        let in_force = self.override_of(user.as_ref(), event);
         let mut regorus_input = self.converter.value(&json);
         if let Ok(fields) = regorus_input.as_object_mut() {
             fields.insert(
                 regorus::Value::from("event"),
                 self.converter.object(&event.raw),
             );
+            if let Some(o) = &in_force {
+                fields.insert(regorus::Value::from("override"), self.converter.value(o));
+            }
         }
         let kept = keep_input.then(|| {
             let mut json = json;
             if let Value::Object(fields) = &mut json {
                 fields.insert("event".into(), Value::Object(event.raw.clone()));
+                if let Some(o) = in_force {
+                    fields.insert("override".into(), o);
+                }
             }
             json
         });
@@ -203,6 +220,13 @@ impl Detector {
             rule_errors: evaluation.errors,
             input: kept,
         }
+    }
+
+    /// The user's override in force at the event's time, as JSON.
+    fn override_of(&self, user: Option<&UserRef>, event: &OktaEvent) -> Option<Value> {
+        let o = self.overrides.as_ref()?.get(&user?.id)?;
+        let at = chrono::DateTime::from_timestamp_millis(event.published_ms())?;
+        o.active_at(at).then(|| serde_json::to_value(o).ok())?
     }
 
     fn decide(

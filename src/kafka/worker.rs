@@ -47,6 +47,9 @@ pub trait Processor {
     /// `partitions` of `topic` were taken away by a rebalance: forget their state.
     fn revoked(&mut self, _topic: &str, _partitions: &[i32]) {}
 
+    /// `partitions` of `topic` were given by a rebalance (records may follow, or not).
+    fn assigned(&mut self, _topic: &str, _partitions: &[i32]) {}
+
     /// Called between batches, once everything produced so far is acknowledged and before the
     /// batch's offsets are committed: records to write at that point (state snapshots).
     /// `closing` is set on shutdown, when the worker calls it until it produces nothing.
@@ -103,11 +106,12 @@ pub struct WorkerSummary {
     pub latencies_ms: Vec<i64>,
 }
 
-/// Consumer callbacks: rebalances are logged and revocations remembered for the loop.
+/// Consumer callbacks: rebalances are logged and remembered for the loop.
 #[derive(Default)]
 pub struct GroupContext {
     stage: &'static str,
     revoked: Mutex<Vec<(String, i32)>>,
+    assigned: Mutex<Vec<(String, i32)>>,
 }
 
 impl ClientContext for GroupContext {}
@@ -126,6 +130,10 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(partitions) => {
                 let list = partition_list(partitions);
                 info!(stage = self.stage, partitions = %describe(&list), "partitions assigned");
+                self.assigned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(list);
             }
             Rebalance::Error(e) => warn!(stage = self.stage, error = %e, "rebalance failed"),
         }
@@ -178,6 +186,7 @@ impl<P: Processor> Worker<P> {
         let context = GroupContext {
             stage: options.stage,
             revoked: Mutex::default(),
+            assigned: Mutex::default(),
         };
         let consumer: BaseConsumer<GroupContext> = consumer_config
             .create_with_context(context)
@@ -266,6 +275,18 @@ impl<P: Processor> Worker<P> {
                 self.processor
                     .revoked(topic, std::slice::from_ref(partition));
                 offsets.remove(&(topic.clone(), *partition));
+            }
+            let assigned = std::mem::take(
+                &mut *self
+                    .consumer
+                    .context()
+                    .assigned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            for (topic, partition) in &assigned {
+                self.processor
+                    .assigned(topic, std::slice::from_ref(partition));
             }
 
             self.checkpoint(&mut out, &mut in_flight, false)?;

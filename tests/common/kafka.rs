@@ -51,7 +51,12 @@ pub fn config(bootstrap: &str, prefix: &str) -> Config {
     config.topics.decisions = format!("{prefix}.decisions");
     config.topics.dlq = format!("{prefix}.dlq");
     config.topics.state = format!("{prefix}.state");
+    config.topics.ledger = format!("{prefix}.ledger");
+    config.topics.overrides = format!("{prefix}.overrides");
     config.detect.group_id = format!("{prefix}-detect");
+    config.respond.group_id = format!("{prefix}-respond");
+    // Tests that want the HTTP API pick a free port themselves.
+    config.http.listen = String::new();
     config.detect.snapshot_interval_secs = 1;
     // A stopped instance's leave is not always seen by the mock coordinator: keep the wait for
     // its session to expire short.
@@ -72,13 +77,15 @@ pub fn create_topics(config: &Config, partitions: i32) {
         &topics.decisions,
         &topics.dlq,
         &topics.state,
+        &topics.ledger,
+        &topics.overrides,
     ]
     .iter()
     .map(|name| TopicSpec {
         name: name.to_string(),
         partitions,
         replication: 1,
-        compacted: *name == &topics.state,
+        compacted: [&topics.state, &topics.ledger, &topics.overrides].contains(name),
     })
     .collect();
     if let Some(upstream) = &topics.upstream {

@@ -214,6 +214,20 @@ blocked(a) if {
 	a.type in lockout_types
 }
 
+# While an analyst's override is in force for the user, no lockout either (the respond stage
+# enforces overrides too; this keeps the decision itself honest).
+blocked(a) if {
+	override != null
+	a.type in lockout_types
+}
+
+# The analyst's override of this user in force at the event's time (input.override, set by the
+# detect stage from the overrides topic), or null.
+override := o if {
+	o := input.override
+	is_object(o)
+} else := null
+
 # client.userAgent as an object ({} when absent or null).
 event_user_agent := u if {
 	u := input.event.client.userAgent

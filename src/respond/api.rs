@@ -1,0 +1,247 @@
+//! The overrides HTTP API (axum): analysts suppress a user's decisions or cancel their pending
+//! actions for a period, with a reason; every write is a record on the overrides topic.
+//!
+//! * `GET  /healthz` — liveness, no token.
+//! * `GET  /v1/overrides` — every user's newest override.
+//! * `PUT  /v1/overrides/{user_id}` — `{"reason": "…", "for_secs": 3600, "scope": "all"|"pending", "by": "…"}`
+//!   (or `"until": RFC 3339` instead of `for_secs`); answers 201 with the override.
+//! * `DELETE /v1/overrides/{user_id}` — `{"reason": "…", "by": "…"}`: lift (an override ending now).
+//!
+//! `/v1` needs `Authorization: Bearer <token>` (compared in constant time); with no token
+//! configured it answers 503 rather than run open.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing::info;
+
+use crate::config::HttpConfig;
+use crate::overrides::{self, Override, OverrideTable, Scope};
+
+/// The environment variable holding the API token when no token file is configured.
+pub const API_TOKEN_ENV: &str = "VIGIL_API_TOKEN";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    table: OverrideTable,
+    producer: FutureProducer,
+    topic: String,
+    /// SHA-256 of the token: compared in constant time whatever the presented length.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl ApiState {
+    /// Handlers over `table`, writing to `topic` with `producer`, guarded by `token`.
+    pub fn new(
+        table: OverrideTable,
+        producer: FutureProducer,
+        topic: String,
+        token: Option<String>,
+    ) -> Self {
+        ApiState {
+            table,
+            producer,
+            topic,
+            token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+        }
+    }
+}
+
+/// The API token: from `token_file` when set (trimmed), else from `VIGIL_API_TOKEN`.
+pub fn api_token(config: &HttpConfig) -> anyhow::Result<Option<String>> {
+    let token = match &config.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the API token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(API_TOKEN_ENV).ok(),
+    };
+    Ok(token.filter(|t| !t.is_empty()))
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    let state = Arc::new(state);
+    // The token is checked before anything else, the body included.
+    let v1 = Router::new()
+        .route("/v1/overrides", get(list))
+        .route("/v1/overrides/{user_id}", put(set).delete(lift))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(v1)
+        .with_state(state)
+}
+
+/// Listen on `listen` and serve until `shutdown` is set; the returned task ends with the server.
+pub async fn serve(
+    listen: &str,
+    state: ApiState,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("http.listen: `{listen}` is not an address:port"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    info!(address = %listener.local_addr()?, token = state.token_digest.is_some(), "HTTP API listening");
+    let app = router(state);
+    Ok(tokio::spawn(async move {
+        let stop = async move {
+            while !shutdown.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    }))
+}
+
+/// An API error as JSON.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Let the request through only with the configured bearer token.
+async fn authorize(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = &state.token_digest else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no API token configured (http.token_file or VIGIL_API_TOKEN)",
+        );
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if bool::from(digest.ct_eq(expected)) {
+        next.run(request).await
+    } else {
+        error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+    }
+}
+
+async fn list(State(state): State<Arc<ApiState>>) -> Response {
+    Json(state.table.all()).into_response()
+}
+
+/// Body of `PUT /v1/overrides/{user_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    /// Why (required).
+    pub reason: String,
+    /// What it covers (default: all).
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// How long, in seconds (or `until`).
+    #[serde(default)]
+    pub for_secs: Option<u64>,
+    /// Until when (or `for_secs`).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Who.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// Body of `DELETE /v1/overrides/{user_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiftBody {
+    /// Why (required).
+    pub reason: String,
+    /// Who.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+async fn set(
+    State(state): State<Arc<ApiState>>,
+    Path(user_id): Path<String>,
+    Json(body): Json<SetBody>,
+) -> Response {
+    let now = Utc::now();
+    let until = match (body.for_secs, body.until) {
+        (Some(secs), None) => {
+            now + chrono::Duration::seconds(secs.min(i64::MAX as u64 / 1000) as i64)
+        }
+        (None, Some(until)) => until,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of for_secs and until",
+            )
+        }
+    };
+    let o = Override {
+        user_id,
+        scope: body.scope.unwrap_or(Scope::All),
+        reason: body.reason,
+        by: body.by,
+        created_at: now,
+        until,
+    };
+    write(&state, o, StatusCode::CREATED).await
+}
+
+async fn lift(
+    State(state): State<Arc<ApiState>>,
+    Path(user_id): Path<String>,
+    Json(body): Json<LiftBody>,
+) -> Response {
+    let now = Utc::now();
+    let o = Override {
+        user_id,
+        scope: Scope::All,
+        reason: body.reason,
+        by: body.by,
+        created_at: now,
+        until: now,
+    };
+    write(&state, o, StatusCode::OK).await
+}
+
+async fn write(state: &ApiState, o: Override, status: StatusCode) -> Response {
+    if let Err(e) = o.validate() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    match overrides::publish(&state.producer, &state.topic, &o).await {
+        Ok(()) => {
+            // In force here at once; the follower reads the same record back.
+            state.table.insert(o.clone());
+            (status, Json(o)).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+    }
+}
