@@ -45,6 +45,8 @@ pub struct Rekey {
     events_topic: String,
     dlq_topic: String,
     max_record_bytes: usize,
+    /// One event of a record larger than this is a bad record (detect would refuse it anyway).
+    max_event_bytes: usize,
     dlq_max_payload_bytes: usize,
     counters: RekeyCounters,
 }
@@ -65,7 +67,7 @@ impl Processor for Rekey {
         } else {
             let mut events = Vec::new();
             let mut fault = None;
-            for item in read_events(payload, self.max_record_bytes) {
+            for item in read_events(payload, self.max_event_bytes) {
                 match item {
                     Ok(record) => events.push(record.event),
                     Err(e) => {
@@ -139,6 +141,7 @@ pub fn run_stage(
         events_topic: config.topics.events.clone(),
         dlq_topic: config.topics.dlq.clone(),
         max_record_bytes: config.rekey.max_record_bytes,
+        max_event_bytes: config.detect.max_event_bytes,
         dlq_max_payload_bytes: config.detect.dlq_max_payload_bytes,
         counters: RekeyCounters::default(),
     };

@@ -170,6 +170,9 @@ pub struct Worker<P: Processor> {
     options: WorkerOptions,
     shutdown: Arc<AtomicBool>,
     summary: WorkerSummary,
+    /// A transaction is open (begun at the first record or offset of a batch, so an idle
+    /// stage does not begin and commit an empty transaction every poll).
+    in_transaction: std::cell::Cell<bool>,
 }
 
 impl<P: Processor> Worker<P> {
@@ -213,6 +216,7 @@ impl<P: Processor> Worker<P> {
             options,
             shutdown,
             summary: WorkerSummary::default(),
+            in_transaction: std::cell::Cell::new(false),
         })
     }
 
@@ -230,9 +234,6 @@ impl<P: Processor> Worker<P> {
         loop {
             let closing = self.shutdown.load(Ordering::Relaxed);
             let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
-            if self.options.transactional_id.is_some() {
-                self.producer.begin_transaction()?;
-            }
             if !closing {
                 while timestamps.len() < self.options.max_in_flight {
                     let timeout = if timestamps.is_empty() {
@@ -327,12 +328,26 @@ impl<P: Processor> Worker<P> {
         Ok(any)
     }
 
+    /// Begin the batch's transaction if transactions are on and none is open.
+    fn ensure_transaction(&self) -> anyhow::Result<()> {
+        if self.options.transactional_id.is_some() && !self.in_transaction.get() {
+            self.producer.begin_transaction()?;
+            self.in_transaction.set(true);
+        }
+        Ok(())
+    }
+
     fn commit(&self, offsets: &BTreeMap<(String, i32), i64>, sync: bool) -> anyhow::Result<()> {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), next) in offsets {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
         }
         if self.options.transactional_id.is_some() {
+            if offsets.is_empty() && !self.in_transaction.get() {
+                return Ok(());
+            }
+            self.ensure_transaction()?;
+            self.in_transaction.set(false);
             return self.commit_transaction(&tpl);
         }
         if offsets.is_empty() {
@@ -385,6 +400,7 @@ impl<P: Processor> Worker<P> {
     /// the producer refuses outright goes to the DLQ instead, so one bad output cannot stop the
     /// stream forever.
     fn send(&self, record: OutRecord) -> anyhow::Result<DeliveryFuture> {
+        self.ensure_transaction()?;
         match self.enqueue(&record) {
             Ok(future) => Ok(future),
             Err(e) if record.topic != self.options.dlq_topic => {
