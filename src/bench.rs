@@ -57,6 +57,22 @@ pub struct BenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_secs: u64,
+    /// Which stage to measure.
+    #[arg(long, value_enum, default_value_t = BenchStage::Detect)]
+    pub stage: BenchStage,
+    /// Decisions per second in the respond latency phase (at most `--rate`).
+    #[arg(long, default_value_t = 100)]
+    pub respond_rate: u32,
+}
+
+/// The stages `vigil bench` measures.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchStage {
+    /// Throughput against a passthrough, and latency at a fixed event rate.
+    Detect,
+    /// Latency from a decision produced to its action at a local vendor sink, against a
+    /// passthrough at the same rate.
+    Respond,
 }
 
 /// Counts records through any processor and stops the worker after `target` of them.
@@ -88,8 +104,10 @@ impl<P: Processor> Processor for Counted<P> {
 }
 
 /// The floor: copy each record to `topic`.
-struct Passthrough {
-    topic: String,
+/// Copies each record to `topic`: the floor every stage is measured against.
+pub(crate) struct Passthrough {
+    /// Where the copies go.
+    pub(crate) topic: String,
 }
 
 impl Processor for Passthrough {
@@ -143,6 +161,42 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         crate::config::PropertyValue::Integer(i64::from(args.fetch_wait_ms)),
     );
     let name = |suffix: &str| format!("vigil-bench-{run_id}.{suffix}");
+    if args.stage == BenchStage::Respond {
+        config.topics.events = name("events");
+        config.topics.decisions = name("decisions");
+        config.topics.dlq = name("dlq");
+        config.topics.ledger = name("ledger");
+        config.topics.overrides = name("overrides");
+        config.respond.group_id = format!("vigil-bench-{run_id}-respond");
+        let floor = name("floor");
+        let topics = &config.topics;
+        create_topics(
+            &config,
+            mock.as_ref(),
+            &[
+                &topics.events,
+                &topics.decisions,
+                &topics.dlq,
+                &topics.ledger,
+                &topics.overrides,
+                &floor,
+                &format!("{floor}.out"),
+            ],
+            args.partitions,
+        )?;
+        println!(
+            "vigil bench --stage respond on {}, {} partitions, fetch.wait.max.ms={}",
+            args.brokers
+                .as_deref()
+                .unwrap_or("the in-process mock cluster"),
+            args.partitions,
+            args.fetch_wait_ms
+        );
+        let dir = tempfile_dir()?;
+        let result = crate::bench_respond::run(&config, args, &dir, &floor);
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
+    }
     config.topics.events = name("events");
     config.topics.decisions = name("decisions");
     config.topics.dlq = name("dlq");
@@ -295,14 +349,22 @@ fn simulated_records(args: &BenchArgs) -> Vec<(Option<String>, Vec<u8>)> {
 }
 
 /// A producer for the bench's input: batching for bulk loads, none when paced.
-fn producer(config: &Config, paced: bool) -> anyhow::Result<FutureProducer> {
+/// A private directory for the bench's files (a credential file for the sink).
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A producer for the bench: unpaced batches linger a little, paced records go at once.
+pub(crate) fn producer(config: &Config, paced: bool) -> anyhow::Result<FutureProducer> {
     Ok(kafka::producer_config(&config.kafka)?
         .set("linger.ms", if paced { "0" } else { "5" })
         .create()?)
 }
 
 /// Produce `records` to `topic`, paced at `rate` per second when given; wait for every ack.
-fn produce(
+pub(crate) fn produce(
     producer: &FutureProducer,
     topic: &str,
     records: &[(Option<String>, Vec<u8>)],
@@ -398,10 +460,9 @@ fn run_phase<P: Processor>(
     })
 }
 
-/// Detect on `topic` while `records` are produced to it at `args.rate`; sorted latencies (ms).
 /// `processor` consuming `topic` while `records` are produced to it at `args.rate`; sorted
 /// latencies (ms) from each record's producer timestamp to its outputs' acknowledgement.
-fn latency_phase<P: Processor + Send + 'static>(
+pub(crate) fn latency_phase<P: Processor + Send + 'static>(
     config: &Config,
     topic: &str,
     processor: P,
@@ -434,7 +495,8 @@ fn latency_phase<P: Processor + Send + 'static>(
     Ok(latencies)
 }
 
-fn print_latencies(label: &str, sorted: &[i64]) {
+/// One line of latency percentiles.
+pub(crate) fn print_latencies(label: &str, sorted: &[i64]) {
     if let (Some(p50), Some(p90), Some(p99), Some(max)) = (
         percentile(sorted, 0.50),
         percentile(sorted, 0.90),

@@ -89,6 +89,9 @@ pub struct LedgerEntry {
     /// Vendor calls made for this step (retries included).
     #[serde(default)]
     pub attempts: u32,
+    /// Why each retried call failed and how long Vigil waited before the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<String>,
     /// What the connector reported (HTTP status, returned ids, the dry-run request, …).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub detail: Value,
@@ -120,6 +123,7 @@ impl LedgerEntry {
             status,
             reason: None,
             attempts: 0,
+            retries: Vec::new(),
             detail: Value::Null,
             due_at,
             recorded_at: Utc::now(),

@@ -11,6 +11,7 @@
 //! * [`replay`], [`policy_test`], [`simulate`], [`demo`] — the offline commands; [`cli`] wires them.
 
 pub mod bench;
+pub mod bench_respond;
 pub mod cli;
 pub mod config;
 pub mod connector;

@@ -202,9 +202,9 @@ impl LiveRespond {
                 info!(action = %action.action_id, kind = action.kind.as_str(), "interrupted action was already done");
                 let mut done =
                     LedgerEntry::new(&decision, &action, Status::Succeeded, entry.due_at)
-                        .because("reconciled after a restart: the vendor shows it done");
+                        .because("reconciled after a restart: the vendor shows it done")
+                        .attempted(attempts);
                 done.detail = detail;
-                done.attempts = attempts;
                 self.finish(p, done)
             }
             Ok(Reconciled::NotDone) => self.execute(p, &decision, &action, None, out),
@@ -316,7 +316,7 @@ impl LiveRespond {
                         &decision,
                         &action,
                         entry.due_at,
-                        0,
+                        Attempts::default(),
                         failure,
                         Some(reason),
                         out,
@@ -444,10 +444,10 @@ impl LiveRespond {
                     Outcome::DryRun => Status::DryRun,
                     Outcome::Skipped => Status::Skipped,
                 };
-                info!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, status = status.as_str(), attempts, "action done");
-                let mut entry = LedgerEntry::new(decision, action, status, due_at);
+                info!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, status = status.as_str(), attempts = attempts.calls, "action done");
+                let mut entry =
+                    LedgerEntry::new(decision, action, status, due_at).attempted(attempts);
                 entry.detail = executed.detail;
-                entry.attempts = attempts;
                 if let Some(reason) = entry.detail.get("reason").and_then(Value::as_str) {
                     entry.reason = Some(reason.to_owned());
                 }
@@ -470,27 +470,28 @@ impl LiveRespond {
         decision: &Decision,
         action: &Action,
         due_at: DateTime<Utc>,
-        attempts: u32,
+        attempts: Attempts,
         failure: Failure,
         reason: Option<String>,
         out: &mut Vec<OutRecord>,
     ) -> anyhow::Result<()> {
         let reason = reason.unwrap_or_else(|| failure.to_string());
-        error!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, attempts, reason = %reason, "action failed; dead-lettered");
+        error!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, attempts = attempts.calls, reason = %reason, "action failed; dead-lettered");
+        let calls = attempts.calls;
         let response = match &failure {
             Failure::Permanent { status, body, .. } => json!({"status": status, "body": body}),
             Failure::Retryable { .. } => Value::Null,
         };
-        let mut entry =
-            LedgerEntry::new(decision, action, Status::Failed, due_at).because(reason.clone());
-        entry.attempts = attempts;
+        let mut entry = LedgerEntry::new(decision, action, Status::Failed, due_at)
+            .because(reason.clone())
+            .attempted(attempts);
         entry.detail = json!({ "response": response });
         let payload = json!({
             "decision_id": decision.decision_id,
             "user": decision.user,
             "rule": decision.rule,
             "action": action,
-            "attempts": attempts,
+            "attempts": calls,
             "error": reason,
             "response": response,
         });
@@ -529,11 +530,12 @@ impl LiveRespond {
 
     /// `call` with exponential backoff and jitter for retryable failures, honouring the wait a
     /// vendor asks for; stops retrying on shutdown. Returns the result and the calls made.
-    fn with_retries<T, Fut>(&self, mut call: impl FnMut() -> Fut) -> (Result<T, Failure>, u32)
+    fn with_retries<T, Fut>(&self, mut call: impl FnMut() -> Fut) -> (Result<T, Failure>, Attempts)
     where
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
         let attempts = std::cell::Cell::new(0u32);
+        let retries = std::cell::RefCell::new(Vec::new());
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.config.retry_min_delay_ms))
             .with_max_delay(Duration::from_millis(self.config.retry_max_delay_ms))
@@ -557,9 +559,18 @@ impl LiveRespond {
                 ) => Some(*after),
                 (_, wait) => wait,
             })
-            .notify(|e, wait| warn!(error = %e, ?wait, "vendor call failed; retrying")),
+            .notify(|e, wait| {
+                warn!(error = %e, ?wait, "vendor call failed; retrying");
+                retries
+                    .borrow_mut()
+                    .push(format!("{e}; retried after {} ms", wait.as_millis()));
+            }),
         );
-        (result, attempts.get())
+        let attempts = Attempts {
+            calls: attempts.get(),
+            retries: retries.into_inner(),
+        };
+        (result, attempts)
     }
 
     /// Write a final record and count it.
@@ -614,6 +625,22 @@ impl LedgerEntry {
         self.status = status;
         self.reason = Some(reason.to_owned());
         self.recorded_at = Utc::now();
+        self
+    }
+}
+
+/// The calls one step took.
+#[derive(Debug, Default)]
+struct Attempts {
+    calls: u32,
+    retries: Vec<String>,
+}
+
+impl LedgerEntry {
+    /// This record with the calls `attempts` made.
+    fn attempted(mut self, attempts: Attempts) -> Self {
+        self.attempts = attempts.calls;
+        self.retries = attempts.retries;
         self
     }
 }
