@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -130,7 +131,10 @@ pub fn follow(
     table: OverrideTable,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    // Caught up is judged by offsets; end-of-partition events would only be noise.
     let consumer: BaseConsumer = config
+        .clone()
+        .set("enable.partition.eof", "false")
         .create()
         .context("cannot create the overrides reader")?;
     let topic = topic.to_owned();
@@ -182,6 +186,8 @@ fn follow_loop(
                     None => {}
                 }
             }
+            // The end of a partition: what `remaining` tracks already.
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => {
                 warn!(error = %e, "overrides reader error");
                 std::thread::sleep(Duration::from_millis(200));

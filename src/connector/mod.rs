@@ -1,74 +1,127 @@
-//! TEMPORARY interface stub (replaced by the connectors branch).
-#![allow(missing_docs, dead_code, unused_variables)]
-use std::path::PathBuf;
+//! Vendor connectors: Okta, Slack and PagerDuty, built against the specs in ../shared/specs.
+//!
+//! One call of [`Connectors::execute`] is one attempt at one action (the respond stage retries
+//! [`Failure::Retryable`] with backoff). A vendor without credentials runs dry: the exact
+//! request it would have sent is returned, credentials redacted, and nothing is sent.
+
+mod http;
+mod okta;
+mod pagerduty;
+mod slack;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::decision::{Action, ActionKind, Decision};
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OktaConfig {
-    pub base_url: Option<String>,
-    pub token_file: Option<PathBuf>,
-}
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SlackConfig {
-    pub base_url: String,
-}
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PagerDutyConfig {
-    pub events_url: String,
-}
+pub use okta::{OktaAuth, OktaConfig};
+pub use pagerduty::{dedup_key, PagerDutyConfig};
+pub use slack::SlackConfig;
 
-pub struct Connectors;
+/// One action to carry out, with the decision it belongs to.
+#[derive(Debug, Clone, Copy)]
 pub struct ActionRequest<'a> {
+    /// The decision (user, rule, evidence for messages).
     pub decision: &'a Decision,
+    /// The action.
     pub action: &'a Action,
+    /// Shown on a message re-sent after an uncertain crash ("possible repeat").
     pub note: Option<&'a str>,
 }
+
+/// What an attempt did.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Executed {
+    /// The outcome.
     pub outcome: Outcome,
-    pub detail: serde_json::Value,
+    /// What to record: HTTP status, returned ids, the status read, a skip's `reason`, or for a
+    /// dry run the request.
+    pub detail: Value,
 }
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The vendor did it.
     Done,
+    /// It already was so (suspending a suspended user).
     AlreadyInState,
+    /// Recorded, not sent: no credentials.
     DryRun,
+    /// Not done because it does not fit the target's state (`detail.reason` says why).
     Skipped,
 }
+
+/// After a crash between intent and result: was the action done?
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reconciled {
-    AlreadyDone(serde_json::Value),
+    /// Yes: the vendor shows it (the evidence).
+    AlreadyDone(Value),
+    /// No, or it is safe to do again.
     NotDone,
+    /// Cannot be known (a Slack incoming webhook).
     Unknown,
 }
+
+/// A PagerDuty incident's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentStatus {
+    /// Open, nobody on it.
     Triggered,
+    /// Someone is on it.
     Acknowledged,
+    /// Closed.
     Resolved,
 }
-#[derive(Debug, thiserror::Error)]
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Failure {
-    #[error("retryable: {detail}")]
+    /// Try again (after `after` when the vendor said so).
+    #[error("{detail}")]
     Retryable {
+        /// The vendor's requested wait (Retry-After, X-Rate-Limit-Reset).
         after: Option<Duration>,
+        /// What happened.
         detail: String,
     },
-    #[error("permanent: {detail}")]
+    /// Trying again will not help.
+    #[error("{detail}: {body}")]
     Permanent {
+        /// HTTP status, when there was an answer.
         status: Option<u16>,
+        /// The vendor's answer (truncated).
         body: String,
+        /// What happened.
         detail: String,
     },
 }
-pub fn dedup_key(user_id: &str) -> String {
-    format!("vigil-{user_id}")
+
+impl Failure {
+    /// A permanent failure that is not the vendor's answer (bad input).
+    pub fn permanent(detail: impl Into<String>) -> Self {
+        Failure::Permanent {
+            status: None,
+            body: String::new(),
+            detail: detail.into(),
+        }
+    }
 }
+
+/// Every vendor's client.
+pub struct Connectors {
+    okta: okta::Okta,
+    slack: slack::Slack,
+    pagerduty: pagerduty::PagerDuty,
+}
+
 impl Connectors {
+    /// Clients for every vendor, each request bounded by `timeout`; `env` looks up the
+    /// environment (credentials: `VIGIL_OKTA_TOKEN`, `VIGIL_SLACK_TOKEN`,
+    /// `VIGIL_SLACK_WEBHOOK_URL`, `VIGIL_PAGERDUTY_ROUTING_KEY`, `VIGIL_PAGERDUTY_API_TOKEN`,
+    /// unless the configuration names files).
     pub fn new(
         okta: &OktaConfig,
         slack: &SlackConfig,
@@ -76,34 +129,99 @@ impl Connectors {
         timeout: Duration,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        Ok(Connectors)
-    }
-    pub fn is_dry_run(&self, kind: ActionKind) -> bool {
-        true
-    }
-    pub async fn execute(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
-        Ok(Executed {
-            outcome: Outcome::DryRun,
-            detail: serde_json::Value::Null,
+        let client = http::client(timeout)?;
+        Ok(Connectors {
+            okta: okta::Okta::new(okta, client.clone(), env)?,
+            slack: slack::Slack::new(slack, okta, client.clone(), env)?,
+            pagerduty: pagerduty::PagerDuty::new(pagerduty, okta, client, env)?,
         })
     }
+
+    /// Whether `kind` would only be recorded (no credentials for its vendor).
+    pub fn is_dry_run(&self, kind: ActionKind) -> bool {
+        match vendor(kind) {
+            Vendor::Okta => self.okta.is_dry_run(),
+            Vendor::Slack => self.slack.is_dry_run(),
+            Vendor::PagerDuty => self.pagerduty.is_dry_run(),
+            Vendor::None => false,
+        }
+    }
+
+    /// One attempt at the action.
+    pub async fn execute(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
+        match vendor(request.action.kind) {
+            Vendor::Okta => self.okta.execute(request.action).await,
+            Vendor::Slack => self.slack.notify(request).await,
+            Vendor::PagerDuty => self.pagerduty.send(request).await,
+            Vendor::None => Ok(Executed {
+                outcome: Outcome::Done,
+                detail: Value::Null,
+            }),
+        }
+    }
+
+    /// Whether an action whose intent was recorded at `intent_at` was done: asked of the vendor
+    /// for the actions a repeat would show (password reset, Slack post); the others are safe
+    /// to repeat.
     pub async fn reconcile(
         &self,
         request: &ActionRequest<'_>,
         intent_at: DateTime<Utc>,
     ) -> Result<Reconciled, Failure> {
-        Ok(Reconciled::NotDone)
+        match request.action.kind {
+            ActionKind::OktaResetPassword => self.okta.reset_since(request.action, intent_at).await,
+            ActionKind::SlackNotify => self.slack.posted_since(request.action, intent_at).await,
+            _ => Ok(Reconciled::NotDone),
+        }
     }
+
+    /// The status of the PagerDuty incident with `dedup_key`; `None` when there is none or no
+    /// REST API token.
     pub async fn incident_status(
         &self,
         dedup_key: &str,
     ) -> Result<Option<IncidentStatus>, Failure> {
-        Ok(None)
+        self.pagerduty.incident_status(dedup_key).await
     }
+
+    /// Post an operational alert (the circuit opened) to the default Slack channel.
     pub async fn alert(&self, text: &str) -> Result<Executed, Failure> {
-        Ok(Executed {
-            outcome: Outcome::DryRun,
-            detail: serde_json::Value::Null,
-        })
+        self.slack.alert(text).await
     }
+}
+
+enum Vendor {
+    Okta,
+    Slack,
+    PagerDuty,
+    None,
+}
+
+fn vendor(kind: ActionKind) -> Vendor {
+    match kind {
+        ActionKind::OktaClearSessions
+        | ActionKind::OktaResetPassword
+        | ActionKind::OktaExpirePassword
+        | ActionKind::OktaSuspendUser
+        | ActionKind::OktaUnsuspendUser
+        | ActionKind::OktaResetFactors
+        | ActionKind::OktaAddToGroup => Vendor::Okta,
+        ActionKind::SlackNotify => Vendor::Slack,
+        ActionKind::PagerdutyTrigger | ActionKind::PagerdutyResolve => Vendor::PagerDuty,
+        ActionKind::AuditRecord => Vendor::None,
+    }
+}
+
+/// The Okta admin console page of a user, for messages.
+fn admin_user_link(admin: &str, user_id: &str) -> String {
+    format!(
+        "{}/admin/user/profile/view/{}",
+        admin.trim_end_matches('/'),
+        url_segment(user_id)
+    )
+}
+
+/// `text` percent-encoded as one URL path segment.
+fn url_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fakes;
 pub mod kafka;
+pub mod respond;
 pub mod tansu;
 
 use std::path::{Path, PathBuf};

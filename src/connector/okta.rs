@@ -1,0 +1,397 @@
+//! Okta: user lifecycle, sessions and group membership through the Management API
+//! (okta-management-openapi.yaml), with Okta's rate limits honoured.
+//!
+//! Okta's lifecycle decides what fits: `suspend` works only on ACTIVE users and `unsuspend`
+//! only on SUSPENDED ones, so both read the user first — already there is success, any other
+//! status is a recorded skip (a user in RECOVERY after a password reset cannot sign in until
+//! the reset is done anyway).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::http::{self, Answer, Call, Secret};
+use super::{Executed, Failure, Outcome, Reconciled};
+use crate::decision::{Action, ActionKind};
+
+/// Environment variable of the API token (when `token_file` is not set).
+pub const TOKEN_ENV: &str = "VIGIL_OKTA_TOKEN";
+
+/// How the token is presented.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OktaAuth {
+    /// `Authorization: SSWS <API token>`.
+    #[default]
+    Ssws,
+    /// `Authorization: Bearer <OAuth 2.0 access token>`.
+    Bearer,
+}
+
+/// The Okta connector's settings (`[okta]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OktaConfig {
+    /// The org URL, e.g. `https://acme.okta.com`; unset → dry run.
+    pub base_url: Option<String>,
+    /// Token scheme.
+    pub auth: OktaAuth,
+    /// File holding the token (else `VIGIL_OKTA_TOKEN`).
+    pub token_file: Option<PathBuf>,
+    /// Admin console URL for links in messages; default: the org URL with `-admin`
+    /// (acme.okta.com → acme-admin.okta.com).
+    pub admin_url: Option<String>,
+}
+
+impl OktaConfig {
+    /// The admin console URL (see `admin_url`), if the org is known.
+    pub fn admin_console(&self) -> Option<String> {
+        if let Some(admin) = &self.admin_url {
+            return Some(admin.clone());
+        }
+        let base = Url::parse(self.base_url.as_deref()?).ok()?;
+        let host = base.host_str()?;
+        let admin_host = match host.split_once('.') {
+            Some((org, domain))
+                if !org.ends_with("-admin")
+                    && ["okta.com", "oktapreview.com", "okta-emea.com"].contains(&domain) =>
+            {
+                format!("{org}-admin.{domain}")
+            }
+            _ => host.to_owned(),
+        };
+        Some(format!("{}://{admin_host}", base.scheme()))
+    }
+}
+
+/// The Okta client.
+pub struct Okta {
+    base: Url,
+    /// `SSWS …` or `Bearer …`; `None` → dry run.
+    authorization: Option<Secret>,
+    client: reqwest::Client,
+    /// Okta said X-Rate-Limit-Remaining: 0; no request before this instant.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Okta {
+    /// A client for `config`.
+    pub fn new(
+        config: &OktaConfig,
+        client: reqwest::Client,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let token = http::load_secret(config.token_file.as_deref(), TOKEN_ENV, env)?;
+        let base = match &config.base_url {
+            Some(url) => http::base_url("okta.base_url", url)?,
+            None if token.is_some() => {
+                anyhow::bail!("okta: a token is configured but okta.base_url is not")
+            }
+            None => Url::parse("https://okta.invalid").expect("a valid placeholder"),
+        };
+        let scheme = match config.auth {
+            OktaAuth::Ssws => "SSWS",
+            OktaAuth::Bearer => "Bearer",
+        };
+        Ok(Okta {
+            base,
+            authorization: token.map(|t| Secret::new(format!("{scheme} {}", t.expose()))),
+            client,
+            paused_until: Mutex::new(None),
+        })
+    }
+
+    /// Whether requests are only recorded.
+    pub fn is_dry_run(&self) -> bool {
+        self.authorization.is_none()
+    }
+
+    /// One attempt at an Okta action.
+    pub async fn execute(&self, action: &Action) -> Result<Executed, Failure> {
+        let user = checked_id(&action.target)?;
+        let flag = |name: &str| {
+            action
+                .params
+                .get(name)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let call = match action.kind {
+            ActionKind::OktaClearSessions => {
+                let mut call =
+                    self.call(Method::DELETE, &["api", "v1", "users", user, "sessions"])?;
+                call.url
+                    .query_pairs_mut()
+                    .append_pair("oauthTokens", bool_text(flag("oauth_tokens")));
+                call
+            }
+            ActionKind::OktaResetPassword => {
+                let mut call = self.lifecycle(user, "reset_password")?;
+                call.url
+                    .query_pairs_mut()
+                    .append_pair("sendEmail", bool_text(flag("send_email")))
+                    .append_pair("revokeSessions", bool_text(flag("revoke_sessions")));
+                call
+            }
+            ActionKind::OktaExpirePassword => self.lifecycle(user, "expire_password")?,
+            ActionKind::OktaResetFactors => self.lifecycle(user, "reset_factors")?,
+            ActionKind::OktaAddToGroup => {
+                let group = action
+                    .params
+                    .get("group_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Failure::permanent("okta.add_to_group needs params.group_id"))?;
+                let group = checked_id(group)?;
+                self.call(Method::PUT, &["api", "v1", "groups", group, "users", user])?
+            }
+            ActionKind::OktaSuspendUser => {
+                return self
+                    .transition(user, "suspend", "ACTIVE", "SUSPENDED")
+                    .await
+            }
+            ActionKind::OktaUnsuspendUser => {
+                return self
+                    .transition(user, "unsuspend", "SUSPENDED", "ACTIVE")
+                    .await
+            }
+            other => {
+                return Err(Failure::permanent(format!(
+                    "{} is not an Okta action",
+                    other.as_str()
+                )))
+            }
+        };
+        if self.is_dry_run() {
+            return Ok(dry_run(&call));
+        }
+        let answer = self.send(&call).await?;
+        // The reset link (sendEmail=false) is a credential: keep only that there was one.
+        let link = answer.json().get("resetPasswordUrl").is_some();
+        Ok(Executed {
+            outcome: Outcome::Done,
+            detail: json!({"http_status": answer.status, "reset_link_returned": link.then_some(true)}),
+        })
+    }
+
+    /// Suspend or unsuspend: read the status, act only from `from`, succeed if already `to`.
+    async fn transition(
+        &self,
+        user: &str,
+        operation: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Executed, Failure> {
+        let call = self.lifecycle(user, operation)?;
+        if self.is_dry_run() {
+            let mut executed = dry_run(&call);
+            executed.detail["note"] = json!(format!(
+                "dry run: the user's status is not read; Okta allows {operation} only from {from}"
+            ));
+            return Ok(executed);
+        }
+        let (status, _) = self.user_status(user).await?;
+        if status == to {
+            return Ok(Executed {
+                outcome: Outcome::AlreadyInState,
+                detail: json!({"status_read": status}),
+            });
+        }
+        if status != from {
+            return Ok(Executed {
+                outcome: Outcome::Skipped,
+                detail: json!({
+                    "status_read": status,
+                    "reason": format!("the user is {status}; Okta allows {operation} only from {from}"),
+                }),
+            });
+        }
+        match self.send(&call).await {
+            Ok(answer) => Ok(Executed {
+                outcome: Outcome::Done,
+                detail: json!({"status_read": status, "http_status": answer.status}),
+            }),
+            // E0000001: the status changed between the read and the call (a race with an
+            // admin or another action): what matters is where the user is now.
+            Err(Failure::Permanent {
+                status: Some(400),
+                body,
+                detail,
+            }) if body.contains("E0000001") => {
+                let (now, _) = self.user_status(user).await?;
+                if now == to {
+                    Ok(Executed {
+                        outcome: Outcome::AlreadyInState,
+                        detail: json!({"status_read": now, "okta_error": body}),
+                    })
+                } else {
+                    Err(Failure::Permanent {
+                        status: Some(400),
+                        body,
+                        detail,
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a password reset happened since `since`: the user is in RECOVERY (or
+    /// PASSWORD_EXPIRED) and the status changed at or after it (to the second: Okta's
+    /// timestamps may be coarser than ours).
+    pub async fn reset_since(
+        &self,
+        action: &Action,
+        since: DateTime<Utc>,
+    ) -> Result<Reconciled, Failure> {
+        if self.is_dry_run() {
+            return Ok(Reconciled::NotDone);
+        }
+        let (status, changed) = self.user_status(checked_id(&action.target)?).await?;
+        let recent = changed.is_some_and(|c| c >= since - chrono::Duration::seconds(1));
+        if matches!(status.as_str(), "RECOVERY" | "PASSWORD_EXPIRED") && recent {
+            Ok(Reconciled::AlreadyDone(
+                json!({"status_read": status, "status_changed": changed}),
+            ))
+        } else {
+            Ok(Reconciled::NotDone)
+        }
+    }
+
+    /// The user's `status` and `statusChanged`.
+    async fn user_status(&self, user: &str) -> Result<(String, Option<DateTime<Utc>>), Failure> {
+        let call = self.call(Method::GET, &["api", "v1", "users", user])?;
+        let body = self.send(&call).await?.json();
+        let status = body["status"]
+            .as_str()
+            .ok_or_else(|| Failure::permanent(format!("Okta's user {user} has no status")))?
+            .to_owned();
+        let changed = body["statusChanged"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        Ok((status, changed))
+    }
+
+    fn lifecycle(&self, user: &str, operation: &str) -> Result<Call, Failure> {
+        self.call(
+            Method::POST,
+            &["api", "v1", "users", user, "lifecycle", operation],
+        )
+    }
+
+    fn call(&self, method: Method, segments: &[&str]) -> Result<Call, Failure> {
+        let mut call = Call::new(method, http::join(&self.base, segments)?);
+        call.auth = self
+            .authorization
+            .as_ref()
+            .map(|a| ("Authorization", a.expose().to_owned()));
+        if call.method != Method::GET {
+            call.headers
+                .push(("Content-Type", "application/json".into()));
+        }
+        Ok(call)
+    }
+
+    /// Send, after any rate-limit pause; remember a new pause; 429 waits for the reset.
+    async fn send(&self, call: &Call) -> Result<Answer, Failure> {
+        let pause = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until).await;
+        }
+        let answer = call.send(&self.client).await?;
+        let reset = reset_wait(&answer);
+        if answer.header("x-rate-limit-remaining") == Some("0") {
+            if let Some(wait) = reset {
+                *self
+                    .paused_until
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Instant::now() + wait);
+            }
+        }
+        let after = if answer.status == 429 { reset } else { None };
+        answer.check(after)
+    }
+}
+
+/// How long until `X-Rate-Limit-Reset` (Unix seconds), if Okta sent it.
+fn reset_wait(answer: &Answer) -> Option<Duration> {
+    let reset: i64 = answer.header("x-rate-limit-reset")?.trim().parse().ok()?;
+    let wait_ms = (reset * 1000 - Utc::now().timestamp_millis()).max(0);
+    Some(Duration::from_millis(wait_ms as u64))
+}
+
+/// Okta ids are short alphanumeric strings: anything else in a target is refused before it
+/// reaches a URL.
+fn checked_id(id: &str) -> Result<&str, Failure> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(id)
+    } else {
+        Err(Failure::permanent(format!("`{id}` is not an Okta id")))
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn dry_run(call: &Call) -> Executed {
+    Executed {
+        outcome: Outcome::DryRun,
+        detail: call.describe(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_console_is_the_org_with_admin() {
+        let config = |base: &str| OktaConfig {
+            base_url: Some(base.into()),
+            ..OktaConfig::default()
+        };
+        assert_eq!(
+            config("https://acme.okta.com").admin_console().unwrap(),
+            "https://acme-admin.okta.com"
+        );
+        assert_eq!(
+            config("https://acme.oktapreview.com/")
+                .admin_console()
+                .unwrap(),
+            "https://acme-admin.oktapreview.com"
+        );
+        assert_eq!(
+            config("https://login.acme.com").admin_console().unwrap(),
+            "https://login.acme.com"
+        );
+        assert!(OktaConfig::default().admin_console().is_none());
+    }
+
+    #[test]
+    fn only_okta_shaped_ids_reach_a_url() {
+        assert!(checked_id("00u1a2b3C4d5E6f7G8h9").is_ok());
+        for bad in ["", "../admin", "a/b", "a?b", "a b", &"x".repeat(65)] {
+            assert!(checked_id(bad).is_err(), "{bad}");
+        }
+    }
+}

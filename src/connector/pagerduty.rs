@@ -1,0 +1,215 @@
+//! PagerDuty: Events API v2 (pagerduty-events-v2-openapi.json) to trigger and resolve, the REST
+//! API (pagerduty-rest-openapi.json) to read an incident's status for conditional actions.
+//!
+//! The dedup key is per user (`vigil-<user id>`): every decision about a user under attack
+//! lands on the same open incident, and a repeated trigger is merged by PagerDuty, so a
+//! trigger is idempotent.
+
+use std::path::PathBuf;
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{self, Call, Secret};
+use super::{
+    admin_user_link, ActionRequest, Executed, Failure, IncidentStatus, OktaConfig, Outcome,
+};
+use crate::decision::ActionKind;
+
+/// Environment variable of the Events API routing (integration) key.
+pub const ROUTING_KEY_ENV: &str = "VIGIL_PAGERDUTY_ROUTING_KEY";
+/// Environment variable of the REST API token.
+pub const API_TOKEN_ENV: &str = "VIGIL_PAGERDUTY_API_TOKEN";
+
+/// The PagerDuty connector's settings (`[pagerduty]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagerDutyConfig {
+    /// Events API base URL.
+    pub events_url: String,
+    /// REST API base URL.
+    pub api_url: String,
+    /// File holding the routing key (else `VIGIL_PAGERDUTY_ROUTING_KEY`).
+    pub routing_key_file: Option<PathBuf>,
+    /// File holding a read-only REST API token (else `VIGIL_PAGERDUTY_API_TOKEN`); without it
+    /// "unless acknowledged" cannot see acknowledgements.
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl Default for PagerDutyConfig {
+    fn default() -> Self {
+        PagerDutyConfig {
+            events_url: "https://events.pagerduty.com".into(),
+            api_url: "https://api.pagerduty.com".into(),
+            routing_key_file: None,
+            api_token_file: None,
+        }
+    }
+}
+
+/// The dedup key of `user_id`'s incident: one open incident per user under attack.
+pub fn dedup_key(user_id: &str) -> String {
+    format!("vigil-{user_id}")
+}
+
+/// PagerDuty severity from Vigil's risk score (0–100).
+pub fn severity(risk_score: u32) -> &'static str {
+    match risk_score {
+        90.. => "critical",
+        70..=89 => "error",
+        40..=69 => "warning",
+        _ => "info",
+    }
+}
+
+/// The PagerDuty client.
+pub struct PagerDuty {
+    events: Url,
+    api: Url,
+    routing_key: Option<Secret>,
+    api_token: Option<Secret>,
+    admin_console: Option<String>,
+    client: reqwest::Client,
+}
+
+impl PagerDuty {
+    /// A client for `config`; `okta` gives the admin console for links.
+    pub fn new(
+        config: &PagerDutyConfig,
+        okta: &OktaConfig,
+        client: reqwest::Client,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        Ok(PagerDuty {
+            events: http::base_url("pagerduty.events_url", &config.events_url)?,
+            api: http::base_url("pagerduty.api_url", &config.api_url)?,
+            routing_key: http::load_secret(
+                config.routing_key_file.as_deref(),
+                ROUTING_KEY_ENV,
+                env,
+            )?,
+            api_token: http::load_secret(config.api_token_file.as_deref(), API_TOKEN_ENV, env)?,
+            admin_console: okta.admin_console(),
+            client,
+        })
+    }
+
+    /// Whether events are only recorded.
+    pub fn is_dry_run(&self) -> bool {
+        self.routing_key.is_none()
+    }
+
+    /// Trigger or resolve the user's incident.
+    pub async fn send(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
+        let d = request.decision;
+        let user = d
+            .user
+            .as_ref()
+            .map(|u| u.id.clone())
+            .unwrap_or_else(|| request.action.target.clone());
+        let key = dedup_key(&user);
+        let routing_key = self
+            .routing_key
+            .as_ref()
+            .map_or("[redacted]", |k| k.expose());
+        let mut body = json!({"routing_key": routing_key, "dedup_key": key});
+        if request.action.kind == ActionKind::PagerdutyResolve {
+            body["event_action"] = json!("resolve");
+        } else {
+            let login = d
+                .user
+                .as_ref()
+                .and_then(|u| u.login.clone())
+                .unwrap_or(user.clone());
+            let summary: String = format!("{}: {}", d.rule, d.summary)
+                .chars()
+                .take(1024)
+                .collect();
+            body["event_action"] = json!("trigger");
+            body["payload"] = json!({
+                "summary": summary,
+                "source": "vigil",
+                "severity": severity(d.risk_score),
+                "timestamp": d.event.published,
+                "component": login,
+                "group": "identity",
+                "class": d.rule,
+                "custom_details": {
+                    "user": d.user,
+                    "rule": d.rule,
+                    "risk_score": d.risk_score,
+                    "evidence": d.evidence,
+                    "decision_id": d.decision_id,
+                    "action_id": request.action.action_id,
+                    "event": d.event,
+                },
+            });
+            if let Some(admin) = &self.admin_console {
+                body["links"] =
+                    json!([{"href": admin_user_link(admin, &user), "text": "Okta user"}]);
+            }
+        }
+        let call =
+            Call::new(Method::POST, http::join(&self.events, &["v2", "enqueue"])?).json(body);
+        if self.is_dry_run() {
+            return Ok(Executed {
+                outcome: Outcome::DryRun,
+                detail: call.describe(),
+            });
+        }
+        let answer = call.send(&self.client).await?.check(None)?;
+        Ok(Executed {
+            outcome: Outcome::Done,
+            detail: json!({"http_status": answer.status, "dedup_key": key}),
+        })
+    }
+
+    /// The status of the newest incident with `dedup_key`.
+    pub async fn incident_status(
+        &self,
+        dedup_key: &str,
+    ) -> Result<Option<IncidentStatus>, Failure> {
+        let Some(token) = &self.api_token else {
+            return Ok(None);
+        };
+        let mut call = Call::new(Method::GET, http::join(&self.api, &["incidents"])?);
+        call.headers = vec![("Accept", "application/vnd.pagerduty+json;version=2".into())];
+        call.url
+            .query_pairs_mut()
+            .append_pair("incident_key", dedup_key);
+        call.auth = Some(("Authorization", format!("Token token={}", token.expose())));
+        let reply = call.send(&self.client).await?.check(None)?.json();
+        let status = reply["incidents"]
+            .as_array()
+            .and_then(|incidents| incidents.last())
+            .and_then(|i| i["status"].as_str())
+            .map(str::to_owned);
+        Ok(match status.as_deref() {
+            Some("acknowledged") => Some(IncidentStatus::Acknowledged),
+            Some("resolved") => Some(IncidentStatus::Resolved),
+            Some(_) => Some(IncidentStatus::Triggered),
+            None => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_follows_the_risk_score() {
+        assert_eq!(severity(100), "critical");
+        assert_eq!(severity(90), "critical");
+        assert_eq!(severity(89), "error");
+        assert_eq!(severity(40), "warning");
+        assert_eq!(severity(39), "info");
+    }
+
+    #[test]
+    fn the_dedup_key_is_per_user() {
+        assert_eq!(dedup_key("00u1"), "vigil-00u1");
+        assert_ne!(dedup_key("00u1"), dedup_key("00u2"));
+    }
+}

@@ -1,0 +1,296 @@
+//! Slack: `chat.postMessage` with Block Kit and a bot token, or an incoming webhook.
+//!
+//! Posting is not idempotent (a retry posts twice), so every bot message carries the action id
+//! in its metadata: after a crash the channel history says whether the post happened. A
+//! webhook cannot be asked; see the respond stage for what is done then.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::http::{self, Call, Secret};
+use super::{admin_user_link, ActionRequest, Executed, Failure, OktaConfig, Outcome, Reconciled};
+use crate::decision::Action;
+
+/// Environment variable of the bot token.
+pub const TOKEN_ENV: &str = "VIGIL_SLACK_TOKEN";
+/// Environment variable of the incoming webhook URL (a secret itself).
+pub const WEBHOOK_ENV: &str = "VIGIL_SLACK_WEBHOOK_URL";
+/// Evidence shown in a message, at most (Slack caps a section's text at 3,000 characters).
+const MAX_EVIDENCE: usize = 2_500;
+
+/// The Slack connector's settings (`[slack]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// Web API base URL.
+    pub base_url: String,
+    /// Channel for actions that name none, and for operational alerts.
+    pub channel: Option<String>,
+    /// File holding the bot token `xoxb-…` (else `VIGIL_SLACK_TOKEN`).
+    pub token_file: Option<PathBuf>,
+    /// File holding an incoming webhook URL (else `VIGIL_SLACK_WEBHOOK_URL`); used when there
+    /// is no bot token.
+    pub webhook_url_file: Option<PathBuf>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            base_url: "https://slack.com/api".into(),
+            channel: None,
+            token_file: None,
+            webhook_url_file: None,
+        }
+    }
+}
+
+enum Mode {
+    Bot(Secret),
+    Webhook(Url),
+    DryRun,
+}
+
+/// The Slack client.
+pub struct Slack {
+    base: Url,
+    channel: Option<String>,
+    mode: Mode,
+    admin_console: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Slack {
+    /// A client for `config`; `okta` gives the admin console for links.
+    pub fn new(
+        config: &SlackConfig,
+        okta: &OktaConfig,
+        client: reqwest::Client,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let base = http::base_url("slack.base_url", &config.base_url)?;
+        let token = http::load_secret(config.token_file.as_deref(), TOKEN_ENV, env)?;
+        let webhook = http::load_secret(config.webhook_url_file.as_deref(), WEBHOOK_ENV, env)?;
+        let mode = match (token, webhook) {
+            (Some(token), _) => Mode::Bot(token),
+            (None, Some(url)) => Mode::Webhook(
+                http::base_url("the Slack webhook URL", url.expose())
+                    .map_err(|_| anyhow::anyhow!("the Slack webhook URL is not an http(s) URL"))?,
+            ),
+            (None, None) => Mode::DryRun,
+        };
+        Ok(Slack {
+            base,
+            channel: config.channel.clone(),
+            mode,
+            admin_console: okta.admin_console(),
+            client,
+        })
+    }
+
+    /// Whether posts are only recorded.
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self.mode, Mode::DryRun)
+    }
+
+    /// Post the decision behind `request` to its channel.
+    pub async fn notify(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
+        let channel = request
+            .action
+            .params
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| self.channel.clone());
+        let (text, blocks) = message(request, self.admin_console.as_deref());
+        let mut body = json!({"text": text, "blocks": blocks});
+        if !matches!(self.mode, Mode::Webhook(_)) {
+            let channel = channel.ok_or_else(|| {
+                Failure::permanent("slack.notify needs a channel (action param or slack.channel)")
+            })?;
+            body["channel"] = json!(channel);
+            body["unfurl_links"] = json!(false);
+            body["metadata"] = json!({
+                "event_type": "vigil_action",
+                "event_payload": {
+                    "action_id": request.action.action_id,
+                    "decision_id": request.decision.decision_id,
+                },
+            });
+        }
+        self.post(body).await
+    }
+
+    /// An operational alert to the default channel.
+    pub async fn alert(&self, text: &str) -> Result<Executed, Failure> {
+        let mut body = json!({"text": text});
+        if !matches!(self.mode, Mode::Webhook(_)) {
+            let channel = self
+                .channel
+                .clone()
+                .ok_or_else(|| Failure::permanent("alerts need slack.channel"))?;
+            body["channel"] = json!(channel);
+        }
+        self.post(body).await
+    }
+
+    async fn post(&self, body: Value) -> Result<Executed, Failure> {
+        let call = if let Mode::Webhook(url) = &self.mode {
+            let mut call = Call::new(Method::POST, url.clone()).json(body);
+            call.secret_url = true;
+            call
+        } else {
+            let url = http::join(&self.base, &["chat.postMessage"])?;
+            let mut call = Call::new(Method::POST, url).json(body);
+            if let Mode::Bot(token) = &self.mode {
+                call.auth = Some(("Authorization", format!("Bearer {}", token.expose())));
+            }
+            call
+        };
+        if self.is_dry_run() {
+            return Ok(Executed {
+                outcome: Outcome::DryRun,
+                detail: call.describe(),
+            });
+        }
+        let answer = call.send(&self.client).await?.check(None)?;
+        if call.secret_url {
+            // Incoming webhooks answer `ok` as plain text.
+            return Ok(Executed {
+                outcome: Outcome::Done,
+                detail: json!({"http_status": answer.status, "via": "webhook"}),
+            });
+        }
+        let reply = answer.json();
+        if reply["ok"] == json!(true) {
+            return Ok(Executed {
+                outcome: Outcome::Done,
+                detail: json!({"channel": reply["channel"], "ts": reply["ts"]}),
+            });
+        }
+        // Slack answers 200 with ok:false on failure.
+        let error = reply["error"].as_str().unwrap_or("no error given");
+        if error == "ratelimited" {
+            return Err(Failure::Retryable {
+                after: answer.header("retry-after").and_then(http::retry_after),
+                detail: "chat.postMessage: ratelimited".into(),
+            });
+        }
+        Err(Failure::Permanent {
+            status: Some(answer.status),
+            body: answer.body,
+            detail: format!("chat.postMessage failed: {error}"),
+        })
+    }
+
+    /// Whether the message of `action` was posted since `since` (channel history, by the
+    /// action id in the metadata).
+    pub async fn posted_since(
+        &self,
+        action: &Action,
+        since: DateTime<Utc>,
+    ) -> Result<Reconciled, Failure> {
+        let token = match &self.mode {
+            Mode::Bot(token) => token,
+            Mode::Webhook(_) => return Ok(Reconciled::Unknown),
+            Mode::DryRun => return Ok(Reconciled::NotDone),
+        };
+        let channel = action
+            .params
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| self.channel.clone())
+            .ok_or_else(|| Failure::permanent("no channel to look in"))?;
+        let oldest = (since - chrono::Duration::seconds(5)).timestamp();
+        let mut call = Call::new(
+            Method::GET,
+            http::join(&self.base, &["conversations.history"])?,
+        );
+        call.url
+            .query_pairs_mut()
+            .append_pair("channel", &channel)
+            .append_pair("oldest", &oldest.to_string())
+            .append_pair("include_all_metadata", "true")
+            .append_pair("limit", "200");
+        call.auth = Some(("Authorization", format!("Bearer {}", token.expose())));
+        let reply = call.send(&self.client).await?.check(None)?.json();
+        if reply["ok"] != json!(true) {
+            return Err(Failure::Retryable {
+                after: None,
+                detail: format!("conversations.history failed: {}", reply["error"]),
+            });
+        }
+        let found = reply["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                m["metadata"]["event_payload"]["action_id"].as_str()
+                    == Some(action.action_id.as_str())
+            });
+        Ok(match found {
+            Some(m) => Reconciled::AlreadyDone(json!({"channel": channel, "ts": m["ts"]})),
+            None => Reconciled::NotDone,
+        })
+    }
+}
+
+/// The fallback text and Block Kit blocks of a decision's message.
+fn message(request: &ActionRequest<'_>, admin_console: Option<&str>) -> (String, Value) {
+    let d = request.decision;
+    let user = d.user.as_ref();
+    let who = user
+        .map(|u| u.login.clone().unwrap_or_else(|| u.id.clone()))
+        .unwrap_or_else(|| "(no user)".into());
+    let prefix = request.note.map(|n| format!("[{n}] ")).unwrap_or_default();
+    let text = format!(
+        "{prefix}[{}] {}: {}",
+        d.severity.as_str(),
+        d.rule,
+        d.summary
+    );
+    let mut evidence = serde_json::to_string_pretty(&d.evidence).unwrap_or_default();
+    if evidence.len() > MAX_EVIDENCE {
+        let mut end = MAX_EVIDENCE;
+        while !evidence.is_char_boundary(end) {
+            end -= 1;
+        }
+        evidence.truncate(end);
+        evidence.push('…');
+    }
+    let mut links = Vec::new();
+    if let (Some(admin), Some(user)) = (admin_console, user) {
+        links.push(format!("<{}|Okta user>", admin_user_link(admin, &user.id)));
+    }
+    links.push(format!(
+        "decision `{}` · action `{}`",
+        d.decision_id, request.action.action_id
+    ));
+    let blocks = json!([
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("{prefix}{}", d.rule), 150)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&d.summary, 3000)}},
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": format!("*User*\n{}", truncate(&who, 1900))},
+            {"type": "mrkdwn", "text": format!("*Severity*\n{}", d.severity.as_str())},
+            {"type": "mrkdwn", "text": format!("*Risk score*\n{}", d.risk_score)},
+            {"type": "mrkdwn", "text": format!("*Event*\n{} at {}", d.event.event_type, d.event.published)},
+        ]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": format!("```{evidence}```")}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": links.join(" · ")}]},
+    ]);
+    (text, blocks)
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_owned()
+    } else {
+        let mut t: String = text.chars().take(max_chars - 1).collect();
+        t.push('…');
+        t
+    }
+}

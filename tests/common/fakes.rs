@@ -1,0 +1,699 @@
+//! HTTP fakes of Okta, Slack and PagerDuty for the connector and respond tests: one axum server
+//! on a free port (its own thread and runtime, so sync and async tests can use it), under path
+//! prefixes `/okta`, `/slack/api`, `/slack/webhook`, `/pd-events`, `/pd-api`.
+//!
+//! Every request is recorded and checked against the vendor specs in ../shared/specs (method,
+//! path, query parameters, headers, required body fields and enum values); a mismatch is kept as
+//! a violation (never a panic in a handler) that tests assert to be empty. The fakes keep state
+//! like the vendors: Okta users with their lifecycle status (suspend only ACTIVE users, …),
+//! Slack messages with their metadata, PagerDuty incidents by dedup key. Tests can inject
+//! responses (429 with rate-limit headers, 5xx, 400) and latency.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+}
+
+/// A canned response to inject.
+#[derive(Debug, Clone)]
+pub struct FakeResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl FakeResponse {
+    pub fn new(status: u16) -> Self {
+        FakeResponse {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = body.to_string();
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = (StatusCode::from_u16(self.status).unwrap(), self.body).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        response
+    }
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    status: String,
+    status_changed: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct Incident {
+    id: String,
+    key: String,
+    status: String,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, User>,
+    groups: HashMap<String, Vec<String>>,
+    messages: Vec<Value>,
+    incidents: Vec<Incident>,
+    requests: Vec<Recorded>,
+    injected: Vec<(String, VecDeque<FakeResponse>)>,
+    latency: Duration,
+    violations: Vec<String>,
+}
+
+/// The running fakes.
+pub struct Fakes {
+    url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Fakes {
+    /// Start the server on 127.0.0.1 and a free port.
+    pub fn start() -> Fakes {
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new().fallback(handle).with_state(shared);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Fakes {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+    pub fn okta_base(&self) -> String {
+        format!("{}/okta", self.url)
+    }
+    pub fn slack_base(&self) -> String {
+        format!("{}/slack/api", self.url)
+    }
+    pub fn slack_webhook(&self) -> String {
+        format!("{}/slack/webhook/T000/B000/XXXX", self.url)
+    }
+    pub fn pd_events_base(&self) -> String {
+        format!("{}/pd-events", self.url)
+    }
+    pub fn pd_api_base(&self) -> String {
+        format!("{}/pd-api", self.url)
+    }
+
+    /// An Okta user with `status` (ACTIVE, SUSPENDED, RECOVERY, …).
+    pub fn add_user(&self, id: &str, status: &str) {
+        self.lock().users.insert(
+            id.to_owned(),
+            User {
+                status: status.to_owned(),
+                status_changed: chrono::Utc::now() - chrono::Duration::days(30),
+            },
+        );
+    }
+
+    pub fn user_status(&self, id: &str) -> Option<String> {
+        self.lock().users.get(id).map(|u| u.status.clone())
+    }
+
+    pub fn group_members(&self, group: &str) -> Vec<String> {
+        self.lock().groups.get(group).cloned().unwrap_or_default()
+    }
+
+    /// The on-call acknowledges the open incident with `dedup_key`.
+    pub fn acknowledge(&self, dedup_key: &str) {
+        let mut state = self.lock();
+        let incident = state
+            .incidents
+            .iter_mut()
+            .rev()
+            .find(|i| i.key == dedup_key)
+            .expect("an incident to acknowledge");
+        incident.status = "acknowledged".into();
+    }
+
+    /// Status of the newest incident with `dedup_key`.
+    pub fn incident_status(&self, dedup_key: &str) -> Option<String> {
+        self.lock()
+            .incidents
+            .iter()
+            .rev()
+            .find(|i| i.key == dedup_key)
+            .map(|i| i.status.clone())
+    }
+
+    /// Incidents ever opened with `dedup_key`.
+    pub fn incident_count(&self, dedup_key: &str) -> usize {
+        self.lock()
+            .incidents
+            .iter()
+            .filter(|i| i.key == dedup_key)
+            .count()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// Requests with `method` to exactly `path`.
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    /// Requests with `method` to a path starting with `prefix`.
+    pub fn count_prefix(&self, method: &str, prefix: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .count()
+    }
+
+    /// Answer the next requests whose path contains `path_contains` with `responses`, in order
+    /// (the request is still recorded and checked).
+    pub fn fail_next(&self, path_contains: &str, responses: Vec<FakeResponse>) {
+        self.lock()
+            .injected
+            .push((path_contains.to_owned(), responses.into()));
+    }
+
+    /// Wait this long before answering any request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Slack messages posted (chat.postMessage bodies and webhook bodies), oldest first.
+    pub fn slack_messages(&self) -> Vec<Value> {
+        self.lock().messages.clone()
+    }
+
+    /// Every way a request differed from the vendor's spec.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+}
+
+/// What each fake route is in its vendor's spec: (spec file, method, spec path).
+pub const SPEC_ROUTES: &[(&str, &str, &str)] = &[
+    ("okta-management-openapi.yaml", "get", "/api/v1/users/{id}"),
+    (
+        "okta-management-openapi.yaml",
+        "delete",
+        "/api/v1/users/{userId}/sessions",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "post",
+        "/api/v1/users/{id}/lifecycle/suspend",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "post",
+        "/api/v1/users/{id}/lifecycle/unsuspend",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "post",
+        "/api/v1/users/{id}/lifecycle/reset_password",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "post",
+        "/api/v1/users/{id}/lifecycle/expire_password",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "post",
+        "/api/v1/users/{id}/lifecycle/reset_factors",
+    ),
+    (
+        "okta-management-openapi.yaml",
+        "put",
+        "/api/v1/groups/{groupId}/users/{userId}",
+    ),
+    ("pagerduty-events-v2-openapi.json", "post", "/enqueue"),
+    ("pagerduty-rest-openapi.json", "get", "/incidents"),
+];
+
+/// Okta's error body.
+fn okta_error(status: u16, code: &str, summary: &str) -> Response {
+    FakeResponse::new(status)
+        .json(json!({
+            "errorCode": code,
+            "errorSummary": summary,
+            "errorLink": code,
+            "errorId": "oae-fake",
+            "errorCauses": [],
+        }))
+        .into_response()
+}
+
+fn user_json(id: &str, user: &User) -> Value {
+    json!({
+        "id": id,
+        "status": user.status,
+        "statusChanged": user.status_changed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "profile": {"login": format!("{id}@example.com")},
+    })
+}
+
+async fn handle(
+    axum::extract::State(shared): axum::extract::State<Arc<Mutex<State>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let recorded = Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or("").to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
+    };
+    let latency = {
+        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        state.requests.push(recorded.clone());
+        state.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut violations = Vec::new();
+    let response = route(&mut state, &recorded, &mut violations);
+    let injected = state
+        .injected
+        .iter_mut()
+        .find(|(path, responses)| recorded.path.contains(path.as_str()) && !responses.is_empty())
+        .and_then(|(_, responses)| responses.pop_front());
+    for v in violations {
+        state
+            .violations
+            .push(format!("{} {}: {v}", recorded.method, recorded.path));
+    }
+    // route() changes no state when a response is injected: the vendor refused the call.
+    match injected {
+        Some(canned) => canned.into_response(),
+        None => response.unwrap_or_else(|r| r),
+    }
+}
+
+/// Check the request and, unless a response is injected, apply it. `Err` carries an error
+/// response the vendor would give.
+#[allow(clippy::result_large_err)] // both sides are HTTP responses, returned once per request
+fn route(
+    state: &mut State,
+    r: &Recorded,
+    violations: &mut Vec<String>,
+) -> Result<Response, Response> {
+    let injected_pending = state
+        .injected
+        .iter()
+        .any(|(path, responses)| r.path.contains(path.as_str()) && !responses.is_empty());
+    let query: HashMap<String, String> = url_pairs(&r.query);
+    let header = |name: &str| r.headers.get(name).map(String::as_str).unwrap_or("");
+    if let Some(rest) = r.path.strip_prefix("/okta/api/v1/") {
+        let auth = header("authorization");
+        if !(auth.starts_with("SSWS ") || auth.starts_with("Bearer ")) || auth.len() < 8 {
+            violations.push(format!(
+                "Okta needs `Authorization: SSWS <token>` or `Bearer <token>`, got `{auth}`"
+            ));
+        }
+        if !header("accept").contains("application/json") {
+            violations.push("Okta requests must accept application/json".into());
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        let m = r.method.as_str();
+        for (name, value) in &query {
+            let allowed: &[&str] = match (m, parts.as_slice()) {
+                ("DELETE", ["users", _, "sessions"]) => &["oauthTokens", "forgetDevices"],
+                ("POST", ["users", _, "lifecycle", "reset_password"]) => {
+                    &["sendEmail", "revokeSessions"]
+                }
+                ("POST", ["users", _, "lifecycle", "reset_factors"]) => {
+                    &["removeRecoveryEnrollment"]
+                }
+                _ => &[],
+            };
+            if !allowed.contains(&name.as_str()) {
+                violations.push(format!("query parameter `{name}` is not in the spec"));
+            }
+            if value != "true" && value != "false" {
+                violations.push(format!(
+                    "query parameter `{name}` must be a boolean, got `{value}`"
+                ));
+            }
+        }
+        if injected_pending {
+            return Ok(StatusCode::OK.into_response());
+        }
+        let now = chrono::Utc::now();
+        return match (m, parts.as_slice()) {
+            ("GET", ["users", id]) => match state.users.get(*id) {
+                Some(u) => Ok(axum::Json(user_json(id, u)).into_response()),
+                None => Err(okta_error(
+                    404,
+                    "E0000007",
+                    &format!("Not found: Resource not found: {id} (User)"),
+                )),
+            },
+            ("DELETE", ["users", id, "sessions"]) => match state.users.get(*id) {
+                Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+                None => Err(okta_error(404, "E0000007", "Not found: Resource not found")),
+            },
+            ("POST", ["users", id, "lifecycle", action]) => {
+                let Some(user) = state.users.get_mut(*id) else {
+                    return Err(okta_error(404, "E0000007", "Not found: Resource not found"));
+                };
+                let (from, to): (Option<&str>, &str) = match *action {
+                    "suspend" => (Some("ACTIVE"), "SUSPENDED"),
+                    "unsuspend" => (Some("SUSPENDED"), "ACTIVE"),
+                    "reset_password" => (None, "RECOVERY"),
+                    "expire_password" => (None, "PASSWORD_EXPIRED"),
+                    "reset_factors" => (None, ""),
+                    other => {
+                        violations.push(format!("unknown lifecycle operation {other}"));
+                        return Err(StatusCode::NOT_FOUND.into_response());
+                    }
+                };
+                if let Some(from) = from {
+                    if user.status != from {
+                        let summary = if *action == "suspend" {
+                            "Api validation failed: Cannot suspend a user that is not active"
+                        } else {
+                            "Api validation failed: Cannot unsuspend a user that is not suspended"
+                        };
+                        return Err(okta_error(400, "E0000001", summary));
+                    }
+                }
+                if !to.is_empty() {
+                    user.status = to.to_owned();
+                    user.status_changed = now;
+                }
+                let body = match *action {
+                    "reset_password"
+                        if query.get("sendEmail").map(String::as_str) == Some("false") =>
+                    {
+                        json!({"resetPasswordUrl": format!("https://fake.okta.com/reset/{id}")})
+                    }
+                    "expire_password" => user_json(id, user),
+                    _ => json!({}),
+                };
+                Ok(axum::Json(body).into_response())
+            }
+            ("PUT", ["groups", group, "users", id]) => {
+                if !state.users.contains_key(*id) {
+                    return Err(okta_error(404, "E0000007", "Not found: Resource not found"));
+                }
+                let members = state.groups.entry((*group).to_owned()).or_default();
+                if !members.iter().any(|m| m == id) {
+                    members.push((*id).to_owned());
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => {
+                violations.push("no such Okta route".into());
+                Err(StatusCode::NOT_FOUND.into_response())
+            }
+        };
+    }
+    if let Some(method_name) = r.path.strip_prefix("/slack/api/") {
+        let auth = header("authorization");
+        if !auth.starts_with("Bearer xox") {
+            violations.push(format!(
+                "Slack needs `Authorization: Bearer xoxb-…`, got `{auth}`"
+            ));
+        }
+        return match (r.method.as_str(), method_name) {
+            ("POST", "chat.postMessage") => {
+                if !header("content-type").starts_with("application/json") {
+                    violations.push(
+                        "chat.postMessage with a JSON body needs Content-Type: application/json"
+                            .into(),
+                    );
+                }
+                let body: Value = serde_json::from_str(&r.body).unwrap_or_else(|_| {
+                    violations.push("body is not JSON".into());
+                    Value::Null
+                });
+                let channel = body["channel"].as_str().unwrap_or("");
+                if channel.is_empty() {
+                    violations.push("`channel` is required".into());
+                }
+                if body["text"].as_str().is_none_or(str::is_empty) && !body["blocks"].is_array() {
+                    violations.push("`text` or `blocks` is required".into());
+                }
+                if body["blocks"].as_array().is_some_and(|b| b.len() > 50) {
+                    violations.push("at most 50 blocks".into());
+                }
+                if injected_pending {
+                    return Ok(StatusCode::OK.into_response());
+                }
+                let ts = format!(
+                    "{}.{:06}",
+                    chrono::Utc::now().timestamp(),
+                    state.messages.len() + 1
+                );
+                let mut message = body.clone();
+                message["ts"] = json!(ts);
+                state.messages.push(message);
+                Ok(
+                    axum::Json(json!({"ok": true, "channel": channel, "ts": ts, "message": body}))
+                        .into_response(),
+                )
+            }
+            ("GET" | "POST", "conversations.history") => {
+                let params = if r.method == "GET" {
+                    query.clone()
+                } else {
+                    url_pairs(&r.body)
+                };
+                let channel = params.get("channel").cloned().unwrap_or_default();
+                if channel.is_empty() {
+                    violations.push("conversations.history needs `channel`".into());
+                }
+                let oldest: f64 = params
+                    .get("oldest")
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(0.0);
+                let with_metadata =
+                    params.get("include_all_metadata").map(String::as_str) == Some("true");
+                let mut messages: Vec<Value> = state
+                    .messages
+                    .iter()
+                    .filter(|m| m["channel"] == channel.as_str())
+                    .filter(|m| {
+                        m["ts"]
+                            .as_str()
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .unwrap_or(0.0)
+                            >= oldest
+                    })
+                    .map(|m| {
+                        let mut m = m.clone();
+                        if !with_metadata {
+                            m.as_object_mut().unwrap().remove("metadata");
+                        }
+                        m
+                    })
+                    .collect();
+                messages.reverse();
+                Ok(
+                    axum::Json(json!({"ok": true, "messages": messages, "has_more": false}))
+                        .into_response(),
+                )
+            }
+            _ => {
+                violations.push("no such Slack method in the fake".into());
+                Ok(axum::Json(json!({"ok": false, "error": "unknown_method"})).into_response())
+            }
+        };
+    }
+    if r.path.starts_with("/slack/webhook/") {
+        if r.method != "POST" {
+            violations.push("incoming webhooks take POST".into());
+        }
+        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if body["text"].as_str().is_none_or(str::is_empty) && !body["blocks"].is_array() {
+            return Err((StatusCode::BAD_REQUEST, "no_text").into_response());
+        }
+        if !injected_pending {
+            state.messages.push(body);
+        }
+        return Ok((StatusCode::OK, "ok").into_response());
+    }
+    if r.path == "/pd-events/v2/enqueue" {
+        if r.method != "POST" {
+            violations.push("enqueue takes POST".into());
+        }
+        if !header("content-type").starts_with("application/json") {
+            violations.push("Events API v2 needs Content-Type: application/json".into());
+        }
+        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        let key = body["routing_key"].as_str().unwrap_or("");
+        if key.len() != 32 {
+            violations.push(format!(
+                "routing_key must be 32 characters, got {}",
+                key.len()
+            ));
+        }
+        let action = body["event_action"].as_str().unwrap_or("");
+        if !["trigger", "acknowledge", "resolve"].contains(&action) {
+            violations.push(format!(
+                "event_action `{action}` is not trigger|acknowledge|resolve"
+            ));
+        }
+        let dedup = body["dedup_key"].as_str().unwrap_or("").to_owned();
+        if action != "trigger" && dedup.is_empty() {
+            violations.push("dedup_key is required to acknowledge or resolve".into());
+        }
+        if dedup.len() > 255 {
+            violations.push("dedup_key is at most 255 characters".into());
+        }
+        if action == "trigger" {
+            let payload = &body["payload"];
+            for field in ["summary", "source", "severity"] {
+                if payload[field].as_str().is_none_or(str::is_empty) {
+                    violations.push(format!("payload.{field} is required on trigger"));
+                }
+            }
+            if payload["summary"]
+                .as_str()
+                .is_some_and(|s| s.chars().count() > 1024)
+            {
+                violations.push("payload.summary is at most 1024 characters".into());
+            }
+            let severity = payload["severity"].as_str().unwrap_or("");
+            if !["critical", "error", "warning", "info"].contains(&severity) {
+                violations.push(format!("payload.severity `{severity}` is not in the enum"));
+            }
+        }
+        if injected_pending {
+            return Ok(StatusCode::OK.into_response());
+        }
+        let open = state
+            .incidents
+            .iter_mut()
+            .rev()
+            .find(|i| i.key == dedup && i.status != "resolved");
+        match (action, open) {
+            ("trigger", None) => {
+                let id = format!("PINC{:04}", state.incidents.len() + 1);
+                state.incidents.push(Incident {
+                    id,
+                    key: dedup.clone(),
+                    status: "triggered".into(),
+                });
+            }
+            ("resolve", Some(i)) => i.status = "resolved".into(),
+            ("acknowledge", Some(i)) => i.status = "acknowledged".into(),
+            _ => {}
+        }
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(
+                json!({"status": "success", "message": "Event processed", "dedup_key": dedup}),
+            ),
+        )
+            .into_response());
+    }
+    if r.path == "/pd-api/incidents" {
+        if r.method != "GET" {
+            violations.push("list incidents takes GET".into());
+        }
+        let auth = header("authorization");
+        if !auth.starts_with("Token token=") {
+            violations.push(format!(
+                "REST API needs `Authorization: Token token=…`, got `{auth}`"
+            ));
+        }
+        if header("accept") != "application/vnd.pagerduty+json;version=2" {
+            violations.push(format!(
+                "REST API needs Accept: application/vnd.pagerduty+json;version=2, got `{}`",
+                header("accept")
+            ));
+        }
+        let key = query.get("incident_key").cloned().unwrap_or_default();
+        let incidents: Vec<Value> = state
+            .incidents
+            .iter()
+            .filter(|i| key.is_empty() || i.key == key)
+            .map(|i| {
+                json!({"id": i.id, "type": "incident", "incident_key": i.key, "status": i.status,
+                            "html_url": format!("https://fake.pagerduty.com/incidents/{}", i.id)})
+            })
+            .collect();
+        return Ok(axum::Json(
+            json!({"incidents": incidents, "limit": 25, "offset": 0, "more": false}),
+        )
+        .into_response());
+    }
+    violations.push("no fake serves this path".into());
+    Err(StatusCode::NOT_FOUND.into_response())
+}
+
+/// `a=1&b=2` (URL-decoded).
+fn url_pairs(text: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

@@ -1,0 +1,700 @@
+//! The respond stage against librdkafka's mock cluster and the vendor HTTP fakes: every action
+//! type end to end, duplicates, rate limits and server errors, permanent failures to the DLQ,
+//! delayed actions and their conditions, overrides, the blast-radius guard, dry run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use serde_json::{json, Value};
+
+use common::fakes::{FakeResponse, Fakes};
+use common::kafka::*;
+use common::respond::*;
+use vigil::config::Config;
+use vigil::decision::{ActionKind, Condition, Decision};
+use vigil::kafka::WorkerSummary;
+use vigil::respond::RespondCounters;
+
+type Cluster = MockCluster<'static, DefaultProducerContext>;
+
+struct Setup {
+    _cluster: Cluster,
+    config: Config,
+    fakes: Fakes,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(prefix: &str, with_credentials: bool) -> Setup {
+    init_logs();
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let mut config = config(&cluster.bootstrap_servers(), prefix);
+    let topics = &config.topics;
+    for topic in [
+        &topics.events,
+        &topics.decisions,
+        &topics.dlq,
+        &topics.ledger,
+        &topics.overrides,
+    ] {
+        cluster.create_topic(topic, 2, 1).expect("topic created");
+    }
+    let fakes = Fakes::start();
+    let dir = tempfile::tempdir().unwrap();
+    use_fakes(&mut config, &fakes, dir.path(), with_credentials);
+    Setup {
+        _cluster: cluster,
+        config,
+        fakes,
+        _dir: dir,
+    }
+}
+
+fn respond(config: &Config) -> Running<(WorkerSummary, RespondCounters)> {
+    let config = config.clone();
+    Running::start(move |stop| vigil::respond::command::run_stage(&config, stop))
+}
+
+/// Produce `decisions`, run the stage until every one of their actions is final, stop it.
+fn run_to_final(
+    config: &Config,
+    decisions: &[&Decision],
+) -> (BTreeMap<String, Value>, RespondCounters) {
+    produce_decisions(config, decisions);
+    let stage = respond(config);
+    let ids: Vec<&str> = decisions
+        .iter()
+        .flat_map(|d| d.actions.iter().map(|a| a.action_id.as_str()))
+        .collect();
+    let ledger = final_ledger(config, &ids);
+    let (_, counters) = stage.stop();
+    (ledger, counters)
+}
+
+fn status_of(ledger: &BTreeMap<String, Value>, action_id: &str) -> String {
+    ledger[action_id]["status"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn every_action_type_reaches_its_vendor_once_even_when_decisions_repeat() {
+    let s = setup("every", true);
+    s.fakes.add_user("00uALICE", "ACTIVE");
+    s.fakes.add_user("00uBOB", "ACTIVE");
+    s.fakes.add_user("00uCAROL", "SUSPENDED");
+    let alice = decision(
+        "00uALICE",
+        "e-alice",
+        vec![
+            act(ActionKind::OktaClearSessions, json!({"oauth_tokens": true})),
+            act(ActionKind::OktaResetFactors, json!({})),
+            act(ActionKind::OktaExpirePassword, json!({})),
+            act(ActionKind::OktaAddToGroup, json!({"group_id": "00gSTEPUP"})),
+            act(ActionKind::SlackNotify, json!({})),
+            act(ActionKind::PagerdutyTrigger, json!({})),
+            act(ActionKind::AuditRecord, json!({})),
+        ],
+    );
+    let alice_later = decision(
+        "00uALICE",
+        "e-alice-2",
+        vec![act(ActionKind::PagerdutyResolve, json!({}))],
+    );
+    let bob = decision(
+        "00uBOB",
+        "e-bob",
+        vec![act(ActionKind::OktaSuspendUser, json!({}))],
+    );
+    let bob_reset = decision(
+        "00uBOB",
+        "e-bob-2",
+        vec![act(
+            ActionKind::OktaResetPassword,
+            json!({"send_email": true, "revoke_sessions": true}),
+        )],
+    );
+    let carol = decision(
+        "00uCAROL",
+        "e-carol",
+        vec![act(ActionKind::OktaUnsuspendUser, json!({}))],
+    );
+    // Every decision twice: redelivery upstream must not repeat an action.
+    let all = [&alice, &alice_later, &bob, &bob_reset, &carol];
+    produce_decisions(&s.config, &all);
+    produce_decisions(&s.config, &all);
+
+    let stage = respond(&s.config);
+    let ids: Vec<&str> = all
+        .iter()
+        .flat_map(|d| d.actions.iter().map(|a| a.action_id.as_str()))
+        .collect();
+    let ledger = final_ledger(&s.config, &ids);
+    wait_committed(
+        &s.config,
+        &s.config.respond.group_id,
+        &s.config.topics.decisions,
+        10,
+    );
+    let (summary, counters) = stage.stop();
+
+    assert_eq!(summary.consumed, 10);
+    assert_eq!(counters.duplicates, ids.len() as u64);
+    for id in &ids {
+        assert_eq!(status_of(&ledger, id), "succeeded", "{}", ledger[*id]);
+    }
+    let once = |method: &str, path: &str| {
+        assert_eq!(s.fakes.count(method, path), 1, "{method} {path}");
+    };
+    once("DELETE", "/okta/api/v1/users/00uALICE/sessions");
+    once(
+        "POST",
+        "/okta/api/v1/users/00uALICE/lifecycle/reset_factors",
+    );
+    once(
+        "POST",
+        "/okta/api/v1/users/00uALICE/lifecycle/expire_password",
+    );
+    once("PUT", "/okta/api/v1/groups/00gSTEPUP/users/00uALICE");
+    once("POST", "/okta/api/v1/users/00uBOB/lifecycle/suspend");
+    once("POST", "/okta/api/v1/users/00uBOB/lifecycle/reset_password");
+    once("POST", "/okta/api/v1/users/00uCAROL/lifecycle/unsuspend");
+    once("POST", "/slack/api/chat.postMessage");
+    assert_eq!(
+        s.fakes.count("POST", "/pd-events/v2/enqueue"),
+        2,
+        "trigger + resolve"
+    );
+    let sessions = s
+        .fakes
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/sessions"))
+        .unwrap();
+    assert!(
+        sessions.query.contains("oauthTokens=true"),
+        "{}",
+        sessions.query
+    );
+    assert_eq!(s.fakes.user_status("00uCAROL").as_deref(), Some("ACTIVE"));
+    assert_eq!(
+        s.fakes
+            .incident_status(&vigil::connector::dedup_key("00uALICE"))
+            .as_deref(),
+        Some("resolved")
+    );
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_waited_out_and_retried() {
+    let s = setup("retry", true);
+    s.fakes.add_user("00uDAN", "ACTIVE");
+    let reset = (chrono::Utc::now().timestamp() + 1).to_string();
+    s.fakes.fail_next(
+        "/lifecycle/suspend",
+        vec![FakeResponse::new(429)
+            .header("X-Rate-Limit-Limit", "600")
+            .header("X-Rate-Limit-Remaining", "0")
+            .header("X-Rate-Limit-Reset", &reset)
+            .json(json!({"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests."}))],
+    );
+    s.fakes.fail_next(
+        "chat.postMessage",
+        vec![FakeResponse::new(429).header("Retry-After", "1")],
+    );
+    s.fakes.fail_next(
+        "/v2/enqueue",
+        vec![FakeResponse::new(503), FakeResponse::new(500)],
+    );
+    let d = decision(
+        "00uDAN",
+        "e-dan",
+        vec![
+            act(ActionKind::OktaSuspendUser, json!({})),
+            act(ActionKind::SlackNotify, json!({})),
+            act(ActionKind::PagerdutyTrigger, json!({})),
+        ],
+    );
+    let (ledger, _) = run_to_final(&s.config, &[&d]);
+    let ids: Vec<&str> = d.actions.iter().map(|a| a.action_id.as_str()).collect();
+    let attempts: Vec<u64> = ids
+        .iter()
+        .map(|id| ledger[*id]["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [2, 2, 3], "{ledger:?}");
+    for id in &ids {
+        assert_eq!(status_of(&ledger, id), "succeeded");
+    }
+    assert_eq!(s.fakes.user_status("00uDAN").as_deref(), Some("SUSPENDED"));
+    // The rate-limited calls waited for the time the vendor named.
+    let times = |path: &str| -> Vec<Instant> {
+        s.fakes
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(path))
+            .map(|r| r.at)
+            .collect()
+    };
+    let slack = times("chat.postMessage");
+    assert_eq!(slack.len(), 2);
+    assert!(
+        slack[1] - slack[0] >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+    assert_eq!(s.fakes.slack_messages().len(), 1, "posted once");
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_permanent_failure_is_dead_lettered_with_the_vendor_response() {
+    let s = setup("permanent", true);
+    s.fakes.fail_next(
+        "/v2/enqueue",
+        vec![FakeResponse::new(400).json(json!({
+            "status": "invalid event",
+            "message": "Event object is invalid",
+            "errors": ["Length of 'routing_key' is incorrect (should be 32 characters)"]
+        }))],
+    );
+    let d = decision(
+        "00uERIN",
+        "e-erin",
+        vec![act(ActionKind::PagerdutyTrigger, json!({}))],
+    );
+    produce_decisions(&s.config, &[&d]);
+    // And a record that is not a decision at all.
+    produce(
+        &s.config,
+        &s.config.topics.decisions,
+        &[(Some("00uERIN".into()), b"{not json".to_vec())],
+    );
+    let stage = respond(&s.config);
+    let id = d.actions[0].action_id.as_str();
+    let ledger = final_ledger(&s.config, &[id]);
+    let dlq = read_until(
+        &s.config,
+        &s.config.topics.dlq,
+        Duration::from_secs(30),
+        |r| r.len() >= 2,
+    );
+    let (_, counters) = stage.stop();
+
+    assert_eq!(status_of(&ledger, id), "failed");
+    assert_eq!(ledger[id]["attempts"], 1, "a 400 is not retried");
+    assert_eq!(s.fakes.count("POST", "/pd-events/v2/enqueue"), 1);
+    let failed = dlq
+        .iter()
+        .find(|r| r.header("vigil.dlq.reason") == Some("action_failed"))
+        .expect("failed action dead-lettered");
+    let body = failed.json();
+    assert_eq!(body["action"]["action_id"], id);
+    assert_eq!(body["response"]["status"], 400);
+    assert!(
+        body["response"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("routing_key"),
+        "{body}"
+    );
+    let bad = dlq
+        .iter()
+        .find(|r| r.header("vigil.dlq.reason") == Some("bad_decision"))
+        .expect("unreadable decision dead-lettered");
+    assert_eq!(bad.payload, b"{not json");
+    assert_eq!(counters.dead_lettered, 2);
+}
+
+/// A delayed suspend like the policy pack's: after `after` seconds, unless acknowledged or
+/// overridden, only if the user is still active.
+fn delayed_suspend(user: &str, after: u64) -> vigil::decision::Decision {
+    decision(
+        user,
+        &format!("e-{user}"),
+        vec![
+            act(ActionKind::PagerdutyTrigger, json!({})),
+            delayed(
+                ActionKind::OktaSuspendUser,
+                after,
+                &[
+                    Condition::UnlessAcknowledged,
+                    Condition::UnlessOverridden,
+                    Condition::OnlyIfActivityContinues,
+                ],
+            ),
+        ],
+    )
+}
+
+#[test]
+fn a_delayed_suspend_is_cancelled_by_acknowledgement_or_override_and_runs_otherwise() {
+    let s = setup("delayed", true);
+    let users = ["00uACKED", "00uOVERRIDDEN", "00uQUIET", "00uACTIVE"];
+    for user in users {
+        s.fakes.add_user(user, "ACTIVE");
+    }
+    // The group joins first (it takes seconds on the mock cluster), so the delay is all wait.
+    let stage = respond(&s.config);
+    let warm_up = decision(
+        "00uWARMUP",
+        "e-warm-up",
+        vec![act(ActionKind::AuditRecord, json!({}))],
+    );
+    produce_decisions(&s.config, &[&warm_up]);
+    final_ledger(&s.config, &[warm_up.actions[0].action_id.as_str()]);
+    let decisions: Vec<_> = users.iter().map(|u| delayed_suspend(u, 4)).collect();
+    produce_decisions(&s.config, &decisions.iter().collect::<Vec<_>>());
+
+    // While the suspends wait: the on-call acknowledges one incident, an analyst overrides
+    // another user, and two users go on producing events (one of them acknowledged).
+    let triggers: Vec<&str> = decisions
+        .iter()
+        .map(|d| d.actions[0].action_id.as_str())
+        .collect();
+    final_ledger(&s.config, &triggers);
+    s.fakes
+        .acknowledge(&vigil::connector::dedup_key("00uACKED"));
+    let producer = vigil::kafka::producer_config(&s.config.kafka).unwrap();
+    let producer: rdkafka::producer::FutureProducer = producer.create().unwrap();
+    let now = chrono::Utc::now();
+    futures::executor::block_on(vigil::overrides::publish(
+        &producer,
+        &s.config.topics.overrides,
+        &vigil::overrides::Override {
+            user_id: "00uOVERRIDDEN".into(),
+            scope: vigil::overrides::Scope::Pending,
+            reason: "travelling, confirmed by phone".into(),
+            by: Some("analyst@example.com".into()),
+            created_at: now,
+            until: now + chrono::Duration::hours(2),
+        },
+    ))
+    .unwrap();
+    let later = (now + chrono::Duration::seconds(1)).to_rfc3339();
+    let activity: Vec<Value> = ["00uACTIVE", "00uACKED"]
+        .iter()
+        .map(|u| {
+            common::event(
+                &format!("later-{u}"),
+                &later,
+                "user.session.start",
+                u,
+                "FAILURE",
+            )
+        })
+        .collect();
+    produce(&s.config, &s.config.topics.events, &keyed(&activity));
+
+    let suspends: Vec<&str> = decisions
+        .iter()
+        .map(|d| d.actions[1].action_id.as_str())
+        .collect();
+    let ledger = final_ledger(&s.config, &suspends);
+    stage.stop();
+
+    let outcome = |i: usize| {
+        let e = &ledger[suspends[i]];
+        (
+            e["status"].as_str().unwrap().to_owned(),
+            e["reason"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let (status, reason) = outcome(0);
+    assert_eq!(status, "cancelled");
+    assert!(reason.contains("acknowledged"), "{reason}");
+    let (status, reason) = outcome(1);
+    assert_eq!(status, "cancelled");
+    assert!(
+        reason.contains("travelling, confirmed by phone"),
+        "{reason}"
+    );
+    let (status, reason) = outcome(2);
+    assert_eq!(status, "cancelled");
+    assert!(reason.contains("no activity"), "{reason}");
+    assert_eq!(outcome(3).0, "succeeded");
+    assert_eq!(
+        s.fakes
+            .count("POST", "/okta/api/v1/users/00uACTIVE/lifecycle/suspend"),
+        1
+    );
+    for user in ["00uACKED", "00uOVERRIDDEN", "00uQUIET"] {
+        assert_eq!(
+            s.fakes.user_status(user).as_deref(),
+            Some("ACTIVE"),
+            "{user}"
+        );
+    }
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_scheduled_action_survives_a_restart() {
+    let s = setup("restart", true);
+    s.fakes.add_user("00uFRANK", "ACTIVE");
+    let d = decision(
+        "00uFRANK",
+        "e-frank",
+        vec![delayed(ActionKind::OktaSuspendUser, 8, &[])],
+    );
+    produce_decisions(&s.config, &[&d]);
+    let first = respond(&s.config);
+    wait_committed(
+        &s.config,
+        &s.config.respond.group_id,
+        &s.config.topics.decisions,
+        1,
+    );
+    first.stop();
+    assert_eq!(
+        s.fakes.user_status("00uFRANK").as_deref(),
+        Some("ACTIVE"),
+        "not due yet"
+    );
+
+    let second = respond(&s.config);
+    let id = d.actions[0].action_id.as_str();
+    let ledger = final_ledger(&s.config, &[id]);
+    second.stop();
+    assert_eq!(status_of(&ledger, id), "succeeded");
+    assert_eq!(
+        s.fakes
+            .count("POST", "/okta/api/v1/users/00uFRANK/lifecycle/suspend"),
+        1
+    );
+    let steps: Vec<String> = ledger_records(&s.config, 3)
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["scheduled", "started", "succeeded"]);
+}
+
+#[test]
+fn protected_accounts_are_never_suspended_and_a_burst_opens_the_circuit() {
+    let mut s = setup("guard", true);
+    s.config.respond.protected_users = vec!["breakglass@example.com".into()];
+    s.config.respond.max_destructive_per_minute = 2;
+    let mut decisions = vec![decision(
+        "breakglass",
+        "e-vip",
+        vec![act(ActionKind::OktaSuspendUser, json!({}))],
+    )];
+    for i in 0..4 {
+        let user = format!("00uMASS{i}");
+        s.fakes.add_user(&user, "ACTIVE");
+        decisions.push(decision(
+            &user,
+            &format!("e-mass-{i}"),
+            vec![act(ActionKind::OktaSuspendUser, json!({}))],
+        ));
+    }
+    s.fakes.add_user("breakglass", "ACTIVE");
+    produce_decisions(&s.config, &decisions.iter().collect::<Vec<_>>());
+    let stage = respond(&s.config);
+    let ids: Vec<&str> = decisions
+        .iter()
+        .map(|d| d.actions[0].action_id.as_str())
+        .collect();
+    let ledger = final_ledger(&s.config, &ids);
+    stage.stop();
+
+    assert_eq!(status_of(&ledger, ids[0]), "refused");
+    assert_eq!(s.fakes.user_status("breakglass").as_deref(), Some("ACTIVE"));
+    let mut statuses: Vec<String> = ids[1..].iter().map(|id| status_of(&ledger, id)).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["held", "held", "succeeded", "succeeded"]);
+    assert_eq!(
+        s.fakes.count_prefix("POST", "/okta/api/v1/users/00uMASS"),
+        2
+    );
+    let alerts = s.fakes.slack_messages();
+    assert_eq!(alerts.len(), 1, "one alert when the circuit opens");
+    assert!(
+        alerts[0]["text"].as_str().unwrap().contains("circuit open"),
+        "{}",
+        alerts[0]
+    );
+}
+
+#[test]
+fn without_credentials_the_requests_are_recorded_not_sent() {
+    let s = setup("dry", false);
+    let d = decision(
+        "00uGINA",
+        "e-gina",
+        vec![
+            act(ActionKind::OktaClearSessions, json!({})),
+            act(ActionKind::SlackNotify, json!({})),
+            act(ActionKind::PagerdutyTrigger, json!({})),
+        ],
+    );
+    let (ledger, _) = run_to_final(&s.config, &[&d]);
+    let ids: Vec<&str> = d.actions.iter().map(|a| a.action_id.as_str()).collect();
+    for id in &ids {
+        assert_eq!(status_of(&ledger, id), "dry_run");
+    }
+    let sessions = &ledger[ids[0]]["detail"];
+    assert_eq!(sessions["method"], "DELETE", "{sessions}");
+    assert!(
+        sessions["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/v1/users/00uGINA/sessions?oauthTokens=false"),
+        "{sessions}"
+    );
+    assert!(s.fakes.requests().is_empty(), "nothing sent");
+}
+
+#[test]
+fn the_overrides_api_needs_the_token_and_suppresses_a_users_decisions() {
+    let mut s = setup("api", true);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.config.http.listen = format!("127.0.0.1:{port}");
+    let token_file = s._dir.path().join("api-token");
+    std::fs::write(&token_file, "api-secret\n").unwrap();
+    s.config.http.token_file = Some(token_file);
+    s.fakes.add_user("00uHANK", "ACTIVE");
+    let stage = respond(&s.config);
+
+    let url = format!("http://127.0.0.1:{port}/v1/overrides/00uHANK");
+    let body = json!({"reason": "red-team exercise", "for_secs": 3600, "by": "ana"});
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let unauthorised = loop {
+        match client.put(&url).json(&body).send() {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("API not up: {e}"),
+        }
+    };
+    assert_eq!(unauthorised.status(), 401);
+    let wrong = client
+        .put(&url)
+        .bearer_auth("api-secreT")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let no_reason = client
+        .put(&url)
+        .bearer_auth("api-secret")
+        .json(&json!({"reason": "", "for_secs": 60}))
+        .send()
+        .unwrap();
+    assert_eq!(no_reason.status(), 400);
+    let created = client
+        .put(&url)
+        .bearer_auth("api-secret")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let o: Value = created.json().unwrap();
+    assert_eq!(o["scope"], "all");
+
+    let suppressed = decision(
+        "00uHANK",
+        "e-hank",
+        vec![act(ActionKind::OktaSuspendUser, json!({}))],
+    );
+    produce_decisions(&s.config, &[&suppressed]);
+    let id = suppressed.actions[0].action_id.as_str();
+    let ledger = final_ledger(&s.config, &[id]);
+    assert_eq!(status_of(&ledger, id), "cancelled");
+    assert!(ledger[id]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("red-team exercise"));
+
+    let lifted = client
+        .delete(&url)
+        .bearer_auth("api-secret")
+        .json(&json!({"reason": "exercise over", "by": "ana"}))
+        .send()
+        .unwrap();
+    assert_eq!(lifted.status(), 200);
+    let listed: Value = client
+        .get(format!("http://127.0.0.1:{port}/v1/overrides"))
+        .bearer_auth("api-secret")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed[0]["reason"], "exercise over");
+    let after = decision(
+        "00uHANK",
+        "e-hank-2",
+        vec![act(ActionKind::OktaSuspendUser, json!({}))],
+    );
+    produce_decisions(&s.config, &[&after]);
+    let id = after.actions[0].action_id.as_str();
+    let ledger = final_ledger(&s.config, &[id]);
+    stage.stop();
+    assert_eq!(status_of(&ledger, id), "succeeded");
+    assert_eq!(s.fakes.user_status("00uHANK").as_deref(), Some("SUSPENDED"));
+}
+
+#[test]
+fn the_override_command_sets_lists_and_lifts_overrides_on_the_topic() {
+    let s = setup("cli", false);
+    let file = s._dir.path().join("vigil.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[topics]\noverrides = \"{}\"\n",
+            s.config.kafka.bootstrap_servers.as_deref().unwrap(),
+            s.config.topics.overrides
+        ),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let set = common::run(&[
+        "override",
+        "set",
+        "--config",
+        config,
+        "--user",
+        "00uIVY",
+        "--for",
+        "2h",
+        "--reason",
+        "on a plane",
+        "--scope",
+        "pending",
+        "--by",
+        "ana",
+    ]);
+    assert!(set.status.success(), "{}", common::stderr(&set));
+    let written: Value = serde_json::from_str(common::stdout(&set).trim()).unwrap();
+    assert_eq!(written["scope"], "pending");
+    let listed = common::run(&["override", "list", "--config", config]);
+    assert!(listed.status.success(), "{}", common::stderr(&listed));
+    let listed: Value = serde_json::from_str(common::stdout(&listed).trim()).unwrap();
+    assert_eq!(listed, written);
+    let until = chrono::DateTime::parse_from_rfc3339(listed["until"].as_str().unwrap()).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(listed["created_at"].as_str().unwrap()).unwrap();
+    assert_eq!(until - created, chrono::Duration::hours(2));
+
+    let no_reason = common::run(&[
+        "override", "clear", "--config", config, "--user", "00uIVY", "--reason", "",
+    ]);
+    assert!(!no_reason.status.success());
+    assert!(
+        common::stderr(&no_reason).contains("reason"),
+        "{}",
+        common::stderr(&no_reason)
+    );
+    let cleared = common::run(&[
+        "override", "clear", "--config", config, "--user", "00uIVY", "--reason", "landed",
+    ]);
+    assert!(cleared.status.success(), "{}", common::stderr(&cleared));
+    let listed = common::run(&["override", "list", "--config", config]);
+    let listed: Value = serde_json::from_str(common::stdout(&listed).trim()).unwrap();
+    assert_eq!(listed["reason"], "landed");
+    assert_eq!(listed["until"], listed["created_at"]);
+}
