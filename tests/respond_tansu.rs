@@ -126,9 +126,14 @@ fn kill_9_mid_batch_then_every_action_is_done_and_none_visibly_twice() {
     println!("kill schedule seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let log = dir.path().join("respond.log");
-    for _ in 0..4 {
+    // Each round: start, wait until a few more actions are done (so the kill lands mid-work,
+    // not while joining the group), a random moment more, then SIGKILL.
+    let total = decisions.len() * 4;
+    for round in 1..=3 {
         let stage = Stage::start("respond", &path, &log);
-        std::thread::sleep(Duration::from_millis(rng.random_range(1500..4000)));
+        let target = (total * round / 5).max(1);
+        steps(&config, target);
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         stage.kill9();
     }
     let stage = Stage::start("respond", &path, &log);
@@ -155,6 +160,11 @@ fn kill_9_mid_batch_then_every_action_is_done_and_none_visibly_twice() {
             keep_log()
         );
     }
+    let interrupted = steps
+        .values()
+        .filter(|s| s.iter().filter(|s| *s == "started").count() > 1)
+        .count();
+    println!("{interrupted} actions were interrupted by a kill and finished after a restart");
     // Visible effects exactly once.
     let messages = fakes.slack_messages();
     let posted: Vec<&str> = messages

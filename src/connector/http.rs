@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use super::Failure;
 
 /// Vendor response bodies kept in errors, the ledger and the DLQ, at most (bytes).
-const MAX_BODY: usize = 4096;
+const MAX_KEPT_BODY: usize = 4096;
+/// Vendor response bodies read at most (a channel history page is well below this).
+const MAX_READ_BODY: usize = 4 << 20;
 
 /// A credential: never printed, never logged.
 #[derive(Clone)]
@@ -195,10 +197,20 @@ impl Call {
                 self.redacted_url()
             ),
         })?;
+        if bytes.len() > MAX_READ_BODY {
+            return Err(Failure::Retryable {
+                after: None,
+                detail: format!(
+                    "{} {}: answer over {MAX_READ_BODY} bytes",
+                    self.method,
+                    self.redacted_url()
+                ),
+            });
+        }
         Ok(Answer {
             status,
             headers,
-            body: truncated(&String::from_utf8_lossy(&bytes)),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
             what: format!("{} {}", self.method, self.redacted_url()),
         })
     }
@@ -227,11 +239,12 @@ fn transport_error(e: reqwest::Error) -> String {
     }
 }
 
-fn truncated(text: &str) -> String {
-    if text.len() <= MAX_BODY {
+/// `text` cut to what errors, the ledger and the DLQ keep.
+pub fn truncated(text: &str) -> String {
+    if text.len() <= MAX_KEPT_BODY {
         return text.to_owned();
     }
-    let mut end = MAX_BODY;
+    let mut end = MAX_KEPT_BODY;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -245,7 +258,7 @@ pub struct Answer {
     pub status: u16,
     /// Response headers.
     pub headers: HeaderMap,
-    /// Body (truncated).
+    /// Body.
     pub body: String,
     /// "METHOD url" for messages.
     pub what: String,
@@ -269,12 +282,17 @@ impl Answer {
             200..=299 => Ok(self),
             408 | 429 | 500..=599 => Err(Failure::Retryable {
                 after: after.or_else(|| self.header("retry-after").and_then(retry_after)),
-                detail: format!("{} answered {}: {}", self.what, self.status, self.body),
+                detail: format!(
+                    "{} answered {}: {}",
+                    self.what,
+                    self.status,
+                    truncated(&self.body)
+                ),
             }),
             status => Err(Failure::Permanent {
                 status: Some(status),
                 detail: format!("{} answered {status}", self.what),
-                body: self.body,
+                body: truncated(&self.body),
             }),
         }
     }

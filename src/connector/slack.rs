@@ -181,7 +181,7 @@ impl Slack {
         }
         Err(Failure::Permanent {
             status: Some(answer.status),
-            body: answer.body,
+            body: http::truncated(&answer.body),
             detail: format!("chat.postMessage failed: {error}"),
         })
     }
@@ -221,7 +221,10 @@ impl Slack {
         if reply["ok"] != json!(true) {
             return Err(Failure::Retryable {
                 after: None,
-                detail: format!("conversations.history failed: {}", reply["error"]),
+                detail: format!(
+                    "conversations.history failed: {}",
+                    reply["error"].as_str().unwrap_or("no JSON answer")
+                ),
             });
         }
         let found = reply["messages"]
