@@ -103,7 +103,10 @@ pub fn run_stage(
         table.clone(),
         shutdown.clone(),
     )?;
+    // Intents are written one at a time and waited for: no lingering.
     let producer: rdkafka::producer::FutureProducer = producer_config
+        .clone()
+        .set("linger.ms", "0")
         .create()
         .context("cannot create the ledger producer")?;
     let api = if config.http.listen.is_empty() {

@@ -1,9 +1,9 @@
 //! The respond stage's processor: each decision's actions, executed effectively once.
 //!
 //! Per action: ledger check (a known action id is a duplicate and is dropped) → blast-radius
-//! guard → intent record (`started`) → connector call with retries → result record. The worker
-//! commits a decision's offset only after this returns, i.e. after every ledger record of the
-//! decision is acknowledged. Delayed actions are recorded as `scheduled` (with their decision),
+//! guard → intent record (`started`, acknowledged by the broker before the call) → connector
+//! call with retries → result record (handed to the worker, which has every record of the batch
+//! acknowledged before it commits the batch's offsets). Delayed actions are recorded as `scheduled` (with their decision),
 //! armed in memory, and checked and executed when due; a restart re-arms them from the ledger.
 //!
 //! A crash between the intent and the result leaves a `started` record. On recovery the action
@@ -97,6 +97,8 @@ pub struct LiveRespond {
     guard: BlastGuard,
     partitions: HashMap<i32, PartitionState>,
     to_load: BTreeSet<i32>,
+    /// Ledger records for the worker to deliver with the batch.
+    unsent: Vec<OutRecord>,
     counters: RespondCounters,
 }
 
@@ -115,6 +117,7 @@ impl LiveRespond {
             guard,
             partitions: HashMap::new(),
             to_load: BTreeSet::new(),
+            unsent: Vec::new(),
             counters: RespondCounters::default(),
         }
     }
@@ -266,7 +269,7 @@ impl LiveRespond {
         }
         if due_at > now {
             let entry = LedgerEntry::new(decision, action, Status::Scheduled, due_at);
-            self.write(p, &entry)?;
+            self.record(p, entry)?;
             self.state(p)?
                 .due
                 .insert((due_at, action.action_id.clone()));
@@ -573,17 +576,34 @@ impl LiveRespond {
         (result, attempts)
     }
 
-    /// Write a final record and count it.
+    /// Record a final outcome and count it.
     fn finish(&mut self, p: i32, entry: LedgerEntry) -> anyhow::Result<()> {
         *self
             .counters
             .outcomes
             .entry(entry.status.as_str())
             .or_default() += 1;
-        self.write(p, &entry)
+        self.record(p, entry)
     }
 
-    /// Write `entry` to ledger partition `p` and wait for the broker's acknowledgement.
+    /// Hand `entry` to the worker, which has the broker acknowledge it before it commits the
+    /// batch's offsets. Enough for every record but the intent: if the process dies before the
+    /// acknowledgement, the decision is consumed again (a schedule is made again) or the
+    /// intent is found unfinished (reconciled).
+    fn record(&mut self, p: i32, entry: LedgerEntry) -> anyhow::Result<()> {
+        self.unsent.push(OutRecord {
+            topic: self.topics.ledger.clone(),
+            partition: Some(p),
+            key: Some(entry.action_id.clone().into_bytes()),
+            payload: serde_json::to_vec(&entry)?,
+            headers: Vec::new(),
+        });
+        self.state(p)?.view.record(entry);
+        Ok(())
+    }
+
+    /// Write `entry` to ledger partition `p` and wait for the broker's acknowledgement (the
+    /// intent: it must be durable before the vendor is called).
     fn write(&mut self, p: i32, entry: &LedgerEntry) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(entry)?;
         let mut attempt = 0;
@@ -681,6 +701,7 @@ impl Processor for LiveRespond {
         for action in &decision.actions {
             self.admit(p, &decision, action, out)?;
         }
+        out.append(&mut self.unsent);
         Ok(())
     }
 
@@ -709,6 +730,8 @@ impl Processor for LiveRespond {
         while let Some(p) = self.to_load.pop_first() {
             self.ensure_partition(p, out)?;
         }
-        self.run_due(out)
+        self.run_due(out)?;
+        out.append(&mut self.unsent);
+        Ok(())
     }
 }
