@@ -698,3 +698,149 @@ fn the_override_command_sets_lists_and_lifts_overrides_on_the_topic() {
     assert_eq!(listed["reason"], "landed");
     assert_eq!(listed["until"], listed["created_at"]);
 }
+
+/// A `started` ledger record of each action of `d` in ledger partition `partition`, written at
+/// `at`: what a crash between the intent and the result leaves behind.
+fn crashed_intents(
+    config: &Config,
+    d: &Decision,
+    partition: i32,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let producer: rdkafka::producer::FutureProducer = vigil::kafka::producer_config(&config.kafka)
+        .unwrap()
+        .create()
+        .unwrap();
+    for action in &d.actions {
+        let mut entry =
+            vigil::ledger::LedgerEntry::new(d, action, vigil::ledger::Status::Started, at);
+        entry.recorded_at = at;
+        let payload = serde_json::to_vec(&entry).unwrap();
+        let record = rdkafka::producer::FutureRecord::to(&config.topics.ledger)
+            .partition(partition)
+            .key(&action.action_id)
+            .payload(&payload);
+        futures::executor::block_on(producer.send(record, Duration::from_secs(10))).unwrap();
+    }
+}
+
+#[test]
+fn after_a_crash_between_intent_and_result_actions_are_reconciled_not_repeated() {
+    let s = setup("reconcile", true);
+    s.fakes.add_user("00uDONE", "ACTIVE");
+    s.fakes.add_user("00uTODO", "ACTIVE");
+    let intent = chrono::Utc::now();
+    // The reset of 00uDONE went through before the crash; nothing of 00uTODO's did.
+    let done = decision(
+        "00uDONE",
+        "e-done",
+        vec![act(ActionKind::OktaResetPassword, json!({}))],
+    );
+    let todo = decision(
+        "00uTODO",
+        "e-todo",
+        vec![
+            act(ActionKind::OktaResetPassword, json!({})),
+            act(ActionKind::SlackNotify, json!({})),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    s.fakes.change_status_now("00uDONE", "RECOVERY");
+    // The decisions were consumed but not committed: they are on the topic, and their intents
+    // in the ledger partition of the same number.
+    produce_decisions(&s.config, &[&done, &todo]);
+    let on_topic = read_until(
+        &s.config,
+        &s.config.topics.decisions,
+        Duration::from_secs(30),
+        |r| r.len() >= 2,
+    );
+    for d in [&done, &todo] {
+        let record = on_topic
+            .iter()
+            .find(|r| r.key.as_deref() == d.user.as_ref().map(|u| u.id.as_str()))
+            .unwrap();
+        crashed_intents(&s.config, d, record.partition, intent);
+    }
+
+    let stage = respond(&s.config);
+    let ids: Vec<&str> = [&done, &todo]
+        .iter()
+        .flat_map(|d| d.actions.iter().map(|a| a.action_id.as_str()))
+        .collect();
+    let ledger = final_ledger(&s.config, &ids);
+    let (_, counters) = stage.stop();
+
+    assert_eq!(counters.reconciled, 3);
+    let reconciled = &ledger[ids[0]];
+    assert_eq!(reconciled["status"], "succeeded");
+    assert!(
+        reconciled["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reconciled"),
+        "{reconciled}"
+    );
+    assert_eq!(
+        s.fakes.count(
+            "POST",
+            "/okta/api/v1/users/00uDONE/lifecycle/reset_password"
+        ),
+        0,
+        "the reset that happened is not repeated"
+    );
+    assert_eq!(status_of(&ledger, ids[1]), "succeeded");
+    assert_eq!(status_of(&ledger, ids[2]), "succeeded");
+    assert_eq!(
+        s.fakes.count(
+            "POST",
+            "/okta/api/v1/users/00uTODO/lifecycle/reset_password"
+        ),
+        1
+    );
+    assert_eq!(
+        s.fakes.slack_messages().len(),
+        1,
+        "the post that never happened is made once"
+    );
+    assert_eq!(
+        counters.duplicates, 3,
+        "the redelivered decisions are dropped"
+    );
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_webhook_post_that_cannot_be_checked_is_repeated_marked_as_a_possible_repeat() {
+    let mut s = setup("webhook", false);
+    let webhook = s._dir.path().join("webhook");
+    std::fs::write(&webhook, s.fakes.slack_webhook()).unwrap();
+    s.config.slack.webhook_url_file = Some(webhook);
+    let d = decision(
+        "00uWEB",
+        "e-web",
+        vec![act(ActionKind::SlackNotify, json!({}))],
+    );
+    produce_decisions(&s.config, &[&d]);
+    let record = &read_until(
+        &s.config,
+        &s.config.topics.decisions,
+        Duration::from_secs(30),
+        |r| !r.is_empty(),
+    )[0];
+    crashed_intents(&s.config, &d, record.partition, chrono::Utc::now());
+    let stage = respond(&s.config);
+    let ledger = final_ledger(&s.config, &[d.actions[0].action_id.as_str()]);
+    stage.stop();
+    assert_eq!(status_of(&ledger, &d.actions[0].action_id), "succeeded");
+    let messages = s.fakes.slack_messages();
+    assert_eq!(messages.len(), 1);
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("possible repeat"),
+        "{}",
+        messages[0]
+    );
+}

@@ -162,6 +162,14 @@ impl Fakes {
         );
     }
 
+    /// The user's status changes now (as if an admin, or a call before a crash, did it).
+    pub fn change_status_now(&self, id: &str, status: &str) {
+        let mut state = self.lock();
+        let user = state.users.get_mut(id).expect("a known user");
+        user.status = status.to_owned();
+        user.status_changed = chrono::Utc::now();
+    }
+
     pub fn user_status(&self, id: &str) -> Option<String> {
         self.lock().users.get(id).map(|u| u.status.clone())
     }
