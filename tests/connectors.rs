@@ -270,8 +270,8 @@ fn slack_and_pagerduty_messages_carry_what_the_on_call_needs() {
         "00uA",
         "e-msg",
         vec![
-            act(ActionKind::SlackNotify, json!({})),
             act(ActionKind::PagerdutyTrigger, json!({})),
+            act(ActionKind::SlackNotify, json!({})),
         ],
     );
     let rt = runtime();
@@ -289,7 +289,7 @@ fn slack_and_pagerduty_messages_carry_what_the_on_call_needs() {
     assert_eq!(message["channel"], "C0SECURITY");
     assert_eq!(
         message["metadata"]["event_payload"]["action_id"],
-        d.actions[0].action_id.as_str()
+        d.actions[1].action_id.as_str()
     );
     let text = message["blocks"].to_string();
     for needle in [

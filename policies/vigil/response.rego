@@ -5,9 +5,9 @@
 # Levels (data `risk_levels`, by score): notify → step_up → page → suspend. A level fires once,
 # on the event whose findings make the score cross it (before < level <= after). When one event
 # crosses several levels, one finding (key = the highest level) carries the actions of all of
-# them: slack.notify always, okta.add_to_group step-up group, pagerduty.trigger, and a delayed
-# okta.suspend_user (after `suspend_delay_secs`, unless acknowledged / overridden, only if the
-# activity continues). Protected accounts (data `protected_accounts`) are never suspended.
+# them: okta.add_to_group step-up group, pagerduty.trigger, a delayed okta.suspend_user (after
+# `suspend_delay_secs`, unless acknowledged / overridden, only if the activity continues), and
+# slack.notify always, last. Protected accounts (data `protected_accounts`) are never suspended.
 #
 # Okta refuses to suspend a user that is not ACTIVE (e.g. in RECOVERY after reset_password): the
 # policy states the intent, the respond stage reads the user's status before acting.
@@ -54,10 +54,11 @@ level_actions("page") := [data.vigil.lib.page]
 
 level_actions("suspend") := [data.vigil.lib.delayed_suspend]
 
-wanted_actions := array.concat([data.vigil.lib.slack], [a |
+# The page first, so the Slack message can link to its incident.
+wanted_actions := array.concat([a |
 	some l in crossed
 	some a in level_actions(l.name)
-])
+], [data.vigil.lib.slack])
 
 findings contains f if {
 	data.vigil.lib.user_id != null

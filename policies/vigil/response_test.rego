@@ -40,13 +40,13 @@ test_below_the_first_level_does_not_fire if {
 test_crossing_step_up if {
 	f := only(third_failure(35))
 	f.key == "step_up"
-	fx.action_types(f) == ["slack.notify", "okta.add_to_group"]
+	fx.action_types(f) == ["okta.add_to_group", "slack.notify"]
 }
 
 test_crossing_page if {
 	f := only(third_failure(55))
 	f.key == "page"
-	fx.action_types(f) == ["slack.notify", "pagerduty.trigger"]
+	fx.action_types(f) == ["pagerduty.trigger", "slack.notify"]
 }
 
 test_crossing_suspend_is_delayed_and_conditional if {
@@ -64,7 +64,7 @@ test_one_event_crossing_several_levels_gets_every_action_once if {
 	f.key == "suspend"
 	f.evidence.levels_crossed == ["step_up", "page", "suspend"]
 	f.evidence.risk_score == 95
-	fx.action_types(f) == ["slack.notify", "okta.add_to_group", "pagerduty.trigger", "okta.suspend_user"]
+	fx.action_types(f) == ["okta.add_to_group", "pagerduty.trigger", "okta.suspend_user", "slack.notify"]
 }
 
 test_score_is_capped_at_100 if {

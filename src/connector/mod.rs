@@ -151,7 +151,10 @@ impl Connectors {
     pub async fn execute(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
         match vendor(request.action.kind) {
             Vendor::Okta => self.okta.execute(request.action).await,
-            Vendor::Slack => self.slack.notify(request).await,
+            Vendor::Slack => {
+                let incident = self.incident_link(request.decision).await;
+                self.slack.notify(request, incident.as_deref()).await
+            }
             Vendor::PagerDuty => self.pagerduty.send(request).await,
             Vendor::None => Ok(Executed {
                 outcome: Outcome::Done,
@@ -182,6 +185,19 @@ impl Connectors {
         dedup_key: &str,
     ) -> Result<Option<IncidentStatus>, Failure> {
         self.pagerduty.incident_status(dedup_key).await
+    }
+
+    /// The user's PagerDuty incident page, when the REST API can say; a failed lookup only
+    /// costs the link.
+    async fn incident_link(&self, decision: &Decision) -> Option<String> {
+        let user = decision.user.as_ref()?;
+        match self.pagerduty.incident_url(&dedup_key(&user.id)).await {
+            Ok(url) => url,
+            Err(e) => {
+                tracing::debug!(error = %e, "no PagerDuty link for the Slack message");
+                None
+            }
+        }
     }
 
     /// Post an operational alert (the circuit opened) to the default Slack channel.

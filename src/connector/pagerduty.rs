@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::http::{self, Call, Secret};
 use super::{
@@ -170,6 +170,23 @@ impl PagerDuty {
         &self,
         dedup_key: &str,
     ) -> Result<Option<IncidentStatus>, Failure> {
+        let incident = self.newest_incident(dedup_key).await?;
+        Ok(match incident.as_ref().and_then(|i| i["status"].as_str()) {
+            Some("acknowledged") => Some(IncidentStatus::Acknowledged),
+            Some("resolved") => Some(IncidentStatus::Resolved),
+            Some(_) => Some(IncidentStatus::Triggered),
+            None => None,
+        })
+    }
+
+    /// The web page of the newest incident with `dedup_key`, for links.
+    pub async fn incident_url(&self, dedup_key: &str) -> Result<Option<String>, Failure> {
+        let incident = self.newest_incident(dedup_key).await?;
+        Ok(incident.and_then(|i| i["html_url"].as_str().map(str::to_owned)))
+    }
+
+    /// The newest incident with `dedup_key` (REST API); `None` without an API token.
+    async fn newest_incident(&self, dedup_key: &str) -> Result<Option<Value>, Failure> {
         let Some(token) = &self.api_token else {
             return Ok(None);
         };
@@ -179,18 +196,10 @@ impl PagerDuty {
             .query_pairs_mut()
             .append_pair("incident_key", dedup_key);
         call.auth = Some(("Authorization", format!("Token token={}", token.expose())));
-        let reply = call.send(&self.client).await?.check(None)?.json();
-        let status = reply["incidents"]
-            .as_array()
-            .and_then(|incidents| incidents.last())
-            .and_then(|i| i["status"].as_str())
-            .map(str::to_owned);
-        Ok(match status.as_deref() {
-            Some("acknowledged") => Some(IncidentStatus::Acknowledged),
-            Some("resolved") => Some(IncidentStatus::Resolved),
-            Some(_) => Some(IncidentStatus::Triggered),
-            None => None,
-        })
+        let mut reply = call.send(&self.client).await?.check(None)?.json();
+        Ok(reply["incidents"]
+            .as_array_mut()
+            .and_then(|incidents| incidents.pop()))
     }
 }
 

@@ -97,7 +97,12 @@ impl Slack {
     }
 
     /// Post the decision behind `request` to its channel.
-    pub async fn notify(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
+    /// `incident` is the user's PagerDuty incident page, when known.
+    pub async fn notify(
+        &self,
+        request: &ActionRequest<'_>,
+        incident: Option<&str>,
+    ) -> Result<Executed, Failure> {
         let channel = request
             .action
             .params
@@ -105,7 +110,7 @@ impl Slack {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| self.channel.clone());
-        let (text, blocks) = message(request, self.admin_console.as_deref());
+        let (text, blocks) = message(request, self.admin_console.as_deref(), incident);
         let mut body = json!({"text": text, "blocks": blocks});
         if !matches!(self.mode, Mode::Webhook(_)) {
             let channel = channel.ok_or_else(|| {
@@ -243,7 +248,11 @@ impl Slack {
 }
 
 /// The fallback text and Block Kit blocks of a decision's message.
-fn message(request: &ActionRequest<'_>, admin_console: Option<&str>) -> (String, Value) {
+fn message(
+    request: &ActionRequest<'_>,
+    admin_console: Option<&str>,
+    incident: Option<&str>,
+) -> (String, Value) {
     let d = request.decision;
     let user = d.user.as_ref();
     let who = user
@@ -268,6 +277,9 @@ fn message(request: &ActionRequest<'_>, admin_console: Option<&str>) -> (String,
     let mut links = Vec::new();
     if let (Some(admin), Some(user)) = (admin_console, user) {
         links.push(format!("<{}|Okta user>", admin_user_link(admin, &user.id)));
+    }
+    if let Some(incident) = incident {
+        links.push(format!("<{incident}|PagerDuty incident>"));
     }
     links.push(format!(
         "decision `{}` · action `{}`",
