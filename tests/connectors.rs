@@ -478,3 +478,51 @@ fn every_fake_route_is_a_route_of_the_vendor_spec() {
         }
     }
 }
+
+#[test]
+fn okta_oauth_tokens_go_as_bearer_and_a_spent_rate_limit_pauses_the_next_request() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uA", "ACTIVE");
+    let okta = OktaConfig {
+        base_url: Some(fakes.okta_base()),
+        auth: vigil::connector::OktaAuth::Bearer,
+        ..OktaConfig::default()
+    };
+    let env = |name: &str| (name == "VIGIL_OKTA_TOKEN").then(|| "oauth-access-token".to_owned());
+    let c = Connectors::new(
+        &okta,
+        &SlackConfig::default(),
+        &PagerDutyConfig::default(),
+        Duration::from_secs(5),
+        &env,
+    )
+    .unwrap();
+    // A success that spends the last request of the window: Okta says when it resets.
+    let reset = chrono::Utc::now().timestamp() + 2;
+    fakes.fail_next(
+        "/reset_factors",
+        vec![FakeResponse::new(200)
+            .header("X-Rate-Limit-Remaining", "0")
+            .header("X-Rate-Limit-Reset", &reset.to_string())
+            .json(json!({}))],
+    );
+    let rt = runtime();
+    for kind in [ActionKind::OktaResetFactors, ActionKind::OktaClearSessions] {
+        let d = one("00uA", kind, json!({}));
+        rt.block_on(c.execute(&ActionRequest {
+            decision: &d,
+            action: &d.actions[0],
+            note: None,
+        }))
+        .unwrap();
+    }
+    let requests = fakes.requests();
+    assert_eq!(
+        requests[0].headers["authorization"],
+        "Bearer oauth-access-token"
+    );
+    // The reset is 1–2 s after the first answer (whole seconds): the second request waited.
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_millis(900), "waited {waited:?}");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
