@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    bench, demo, detect, override_cli, policy_test, rekey, replay, respond, simulate, topics,
+    bench, demo, detect, ingest, override_cli, policy_test, rekey, replay, respond, simulate,
+    topics,
 };
 
 /// Vigil: real-time identity-threat response for Okta.
@@ -47,6 +48,8 @@ pub enum Command {
     Respond(respond::command::RespondArgs),
     /// Set, lift or list analysts' overrides (suppress a user's decisions, cancel pending actions).
     Override(override_cli::OverrideArgs),
+    /// Bring Okta events in: `hook` (Event Hook receiver) or `poll` (System Log API poller).
+    Ingest(ingest::command::IngestArgs),
     /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
     Rekey(rekey::RekeyArgs),
     /// Measure the detect stage against a bare consume-produce passthrough on one broker
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect::command::run(args),
         Command::Respond(args) => respond::command::run(args),
         Command::Override(args) => override_cli::run(args),
+        Command::Ingest(args) => ingest::command::run(args),
         Command::Rekey(args) => rekey::run(args),
         Command::Bench(args) => bench::run(args).map(|()| true),
         Command::Topics(args) => topics::run(args).map(|()| true),

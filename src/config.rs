@@ -45,6 +45,9 @@ pub struct Config {
     /// The HTTP server (overrides API).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Ingest from Okta (Event Hook receiver, System Log poller).
+    #[serde(default)]
+    pub ingest: IngestConfig,
     /// The Okta connector.
     #[serde(default)]
     pub okta: crate::connector::OktaConfig,
@@ -113,6 +116,8 @@ pub struct Topics {
     pub ledger: String,
     /// Analysts' overrides (compacted, keyed by user id).
     pub overrides: String,
+    /// The System Log poller's cursor (compacted, one record).
+    pub ingest_state: String,
 }
 
 impl Default for Topics {
@@ -125,6 +130,7 @@ impl Default for Topics {
             upstream: None,
             ledger: "vigil.ledger".into(),
             overrides: "vigil.overrides".into(),
+            ingest_state: "vigil.ingest.state".into(),
         }
     }
 }
@@ -256,6 +262,48 @@ impl Default for RespondConfig {
             retry_max_delay_ms: 30_000,
             http_timeout_ms: 10_000,
             dedup_window_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Ingest's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Address the Event Hook receiver listens on.
+    pub hook_listen: String,
+    /// Path Okta posts to (and verifies with a GET).
+    pub hook_path: String,
+    /// File holding the Authorization header value configured on the Okta Event Hook (else the
+    /// environment variable `VIGIL_HOOK_SECRET`); the receiver refuses to start without one.
+    pub hook_secret_file: Option<PathBuf>,
+    /// Larger request bodies are refused (413).
+    pub hook_max_body_bytes: usize,
+    /// How long a delivery may wait for the broker's acknowledgement before answering 503 (Okta
+    /// gives up after 3 s and retries once).
+    pub hook_ack_timeout_ms: u64,
+    /// Wait between System Log requests when a page was not full (milliseconds).
+    pub poll_interval_ms: u64,
+    /// Events per System Log page (`limit`, at most 1000).
+    pub poll_page_size: u32,
+    /// On the first start (no cursor yet), read back this far (seconds).
+    pub poll_lookback_secs: u64,
+    /// Event uuids remembered to drop repeats across overlapping pages.
+    pub poll_dedup_events: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            hook_listen: "127.0.0.1:8089".into(),
+            hook_path: "/okta/event-hook".into(),
+            hook_secret_file: None,
+            hook_max_body_bytes: 8 << 20,
+            hook_ack_timeout_ms: 2_500,
+            poll_interval_ms: 5_000,
+            poll_page_size: 1_000,
+            poll_lookback_secs: 3_600,
+            poll_dedup_events: 100_000,
         }
     }
 }

@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::event::read_events;
+use crate::event::keyed_events;
 use crate::kafka::{self, dlq_record, OutRecord, Processor, Worker, WorkerOptions, WorkerSummary};
 
 const STAGE: &str = "rekey";
@@ -65,34 +65,20 @@ impl Processor for Rekey {
                 ),
             ))
         } else {
-            let mut events = Vec::new();
-            let mut fault = None;
-            for item in read_events(payload, self.max_event_bytes) {
-                match item {
-                    Ok(record) => events.push(record.event),
-                    Err(e) => {
-                        fault = Some((e.error.reason(), e.to_string()));
-                        break;
+            match keyed_events(payload, self.max_event_bytes) {
+                Ok(events) => {
+                    for event in events {
+                        out.push(OutRecord::keyed(
+                            &self.events_topic,
+                            event.key.as_deref(),
+                            event.payload,
+                        ));
+                        self.counters.events += 1;
                     }
+                    None
                 }
+                Err(refused) => Some((refused.reason, refused.error)),
             }
-            if fault.is_none() && events.is_empty() {
-                fault = Some(("empty_record", "the record holds no event".to_owned()));
-            }
-            if fault.is_none() {
-                for event in events {
-                    let key = event.user().map(|u| u.id);
-                    let payload =
-                        serde_json::to_vec(&event.raw).context("cannot encode an event")?;
-                    out.push(OutRecord::keyed(
-                        &self.events_topic,
-                        key.as_deref(),
-                        payload,
-                    ));
-                    self.counters.events += 1;
-                }
-            }
-            fault
         };
         if let Some((reason, error)) = fault {
             warn!(partition = message.partition(), offset = message.offset(), reason, error = %error, "bad upstream record sent to the DLQ");

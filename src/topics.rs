@@ -32,6 +32,7 @@ pub fn specs(config: &Config, partitions: i32, replication: i32) -> Vec<TopicSpe
         (topics.state.clone(), true),
         (topics.ledger.clone(), true),
         (topics.overrides.clone(), true),
+        (topics.ingest_state.clone(), true),
     ];
     if let Some(upstream) = &topics.upstream {
         specs.push((upstream.clone(), false));

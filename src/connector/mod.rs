@@ -4,7 +4,7 @@
 //! [`Failure::Retryable`] with backoff). A vendor without credentials runs dry: the exact
 //! request it would have sent is returned, credentials redacted, and nothing is sent.
 
-mod http;
+pub(crate) mod http;
 mod okta;
 mod pagerduty;
 mod slack;
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::decision::{Action, ActionKind, Decision};
 
-pub use okta::{OktaAuth, OktaConfig};
+pub use okta::{OktaAuth, OktaConfig, TOKEN_ENV as OKTA_TOKEN_ENV};
 pub use pagerduty::{dedup_key, PagerDutyConfig};
 pub use slack::SlackConfig;
 

@@ -4,8 +4,10 @@
 //! This module knows the LogEvent shape and nothing about state, policies or Kafka.
 
 mod framing;
+mod keyed;
 
 pub use framing::{read_events, Record, RecordError};
+pub use keyed::{keyed_events, KeyedEvent, Refused};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};

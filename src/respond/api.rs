@@ -10,12 +10,9 @@
 //! `/v1` needs `Authorization: Bearer <token>` (compared in constant time); with no token
 //! configured it answers 503 rather than run open.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -26,12 +23,10 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use tracing::info;
 
 use crate::config::HttpConfig;
 use crate::overrides::{self, Override, OverrideTable, Scope};
+use crate::shared_secret::SharedSecret;
 
 /// The environment variable holding the API token when no token file is configured.
 pub const API_TOKEN_ENV: &str = "VIGIL_API_TOKEN";
@@ -42,8 +37,8 @@ pub struct ApiState {
     table: OverrideTable,
     producer: FutureProducer,
     topic: String,
-    /// SHA-256 of the token: compared in constant time whatever the presented length.
-    token_digest: Option<[u8; 32]>,
+    /// The token, when one is configured.
+    token: Option<SharedSecret>,
 }
 
 impl ApiState {
@@ -58,23 +53,14 @@ impl ApiState {
             table,
             producer,
             topic,
-            token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            token: token.as_deref().map(SharedSecret::new),
         }
     }
 }
 
 /// The API token: from `token_file` when set (trimmed), else from `VIGIL_API_TOKEN`.
 pub fn api_token(config: &HttpConfig) -> anyhow::Result<Option<String>> {
-    let token = match &config.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the API token file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var(API_TOKEN_ENV).ok(),
-    };
-    Ok(token.filter(|t| !t.is_empty()))
+    crate::shared_secret::load(config.token_file.as_deref(), API_TOKEN_ENV)
 }
 
 /// The API's routes.
@@ -97,27 +83,10 @@ pub async fn serve(
     state: ApiState,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let addr: SocketAddr = listen
-        .parse()
-        .with_context(|| format!("http.listen: `{listen}` is not an address:port"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    info!(address = %listener.local_addr()?, token = state.token_digest.is_some(), "HTTP API listening");
-    let app = router(state);
-    Ok(tokio::spawn(async move {
-        let stop = async move {
-            while !shutdown.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    }))
+    if state.token.is_none() {
+        tracing::warn!("HTTP API without a token: its /v1 endpoints answer 503");
+    }
+    crate::http_server::serve("HTTP API", listen, router(state), shutdown).await
 }
 
 /// An API error as JSON.
@@ -132,7 +101,7 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = &state.token_digest else {
+    let Some(expected) = &state.token else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no API token configured (http.token_file or VIGIL_API_TOKEN)",
@@ -143,8 +112,7 @@ async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    if bool::from(digest.ct_eq(expected)) {
+    if expected.matches(presented) {
         next.run(request).await
     } else {
         error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")

@@ -92,6 +92,10 @@ struct State {
     incidents: Vec<Incident>,
     requests: Vec<Recorded>,
     injected: Vec<(String, VecDeque<FakeResponse>)>,
+    /// The System Log, oldest first.
+    logs: Vec<Value>,
+    /// The Okta base URL, for absolute `Link` headers.
+    okta_base: String,
     latency: Duration,
     violations: Vec<String>,
 }
@@ -122,6 +126,10 @@ impl Fakes {
             });
         });
         let addr = rx.recv().unwrap();
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .okta_base = format!("http://{addr}/okta");
         Fakes {
             url: format!("http://{addr}"),
             state,
@@ -239,6 +247,11 @@ impl Fakes {
             .push((path_contains.to_owned(), responses.into()));
     }
 
+    /// Add events to the System Log (`GET /api/v1/logs`), oldest first.
+    pub fn append_logs(&self, events: &[Value]) {
+        self.lock().logs.extend(events.iter().cloned());
+    }
+
     /// Wait this long before answering any request.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -258,6 +271,7 @@ impl Fakes {
 /// What each fake route is in its vendor's spec: (spec file, method, spec path).
 pub const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("okta-management-openapi.yaml", "get", "/api/v1/users/{id}"),
+    ("okta-management-openapi.yaml", "get", "/api/v1/logs"),
     (
         "okta-management-openapi.yaml",
         "delete",
@@ -391,7 +405,7 @@ fn route(
         }
         let parts: Vec<&str> = rest.split('/').collect();
         let m = r.method.as_str();
-        for (name, value) in &query {
+        for (name, value) in query.iter().filter(|_| parts.as_slice() != ["logs"]) {
             let allowed: &[&str] = match (m, parts.as_slice()) {
                 ("DELETE", ["users", _, "sessions"]) => &["oauthTokens", "forgetDevices"],
                 ("POST", ["users", _, "lifecycle", "reset_password"]) => {
@@ -415,6 +429,9 @@ fn route(
             return Ok(StatusCode::OK.into_response());
         }
         let now = chrono::Utc::now();
+        if let (m, ["logs"]) = (m, parts.as_slice()) {
+            return Ok(system_log(state, m, &query, violations));
+        }
         return match (m, parts.as_slice()) {
             ("GET", ["users", id]) => match state.users.get(*id) {
                 Some(u) => Ok(axum::Json(user_json(id, u)).into_response()),
@@ -697,6 +714,83 @@ fn route(
     }
     violations.push("no fake serves this path".into());
     Err(StatusCode::NOT_FOUND.into_response())
+}
+
+/// `GET /api/v1/logs` in polling mode: pages of `limit` from the opaque `after` cursor, with the
+/// `Link` headers (self, and next — always, as Okta does without `until`) and rate-limit headers.
+fn system_log(
+    state: &State,
+    method: &str,
+    query: &HashMap<String, String>,
+    violations: &mut Vec<String>,
+) -> Response {
+    if method != "GET" {
+        violations.push("the System Log takes GET".into());
+    }
+    for name in query.keys() {
+        if ![
+            "since",
+            "until",
+            "after",
+            "filter",
+            "q",
+            "limit",
+            "sortOrder",
+        ]
+        .contains(&name.as_str())
+        {
+            violations.push(format!("`{name}` is not a System Log parameter"));
+        }
+    }
+    if query.contains_key("until") {
+        violations.push("polling mode has no `until`".into());
+    }
+    if query.get("sortOrder").map(String::as_str) != Some("ASCENDING") {
+        violations.push("polling needs sortOrder=ASCENDING".into());
+    }
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100);
+    if limit > 1000 {
+        violations.push("limit is at most 1000".into());
+    }
+    // The cursor is opaque to clients; here it is an index, minted only by this fake.
+    let from = match query.get("after") {
+        Some(after) => match after
+            .strip_prefix('c')
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => {
+                violations.push(format!("`after={after}` was not minted by the System Log"));
+                0
+            }
+        },
+        None => {
+            if !query.contains_key("since") {
+                violations.push("the first request names `since`".into());
+            }
+            0
+        }
+    };
+    let to = (from + limit).min(state.logs.len());
+    let page: Vec<Value> = state.logs[from.min(to)..to].to_vec();
+    let link = |after: usize, rel: &str| {
+        format!(
+            "<{}/api/v1/logs?limit={limit}&sortOrder=ASCENDING&after=c{after}>; rel=\"{rel}\"",
+            state.okta_base
+        )
+    };
+    let header = format!("{}, {}", link(from, "self"), link(to, "next"));
+    let mut response = axum::Json(page).into_response();
+    let headers = response.headers_mut();
+    headers.insert("link", header.parse().unwrap());
+    headers.insert("x-rate-limit-limit", "120".parse().unwrap());
+    headers.insert("x-rate-limit-remaining", "119".parse().unwrap());
+    let reset = chrono::Utc::now().timestamp() + 60;
+    headers.insert("x-rate-limit-reset", reset.to_string().parse().unwrap());
+    response
 }
 
 /// `a=1&b=2` (URL-decoded).

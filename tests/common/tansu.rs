@@ -77,7 +77,7 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Start `vigil SUBCOMMAND --config CONFIG`.
+    /// Start `vigil SUBCOMMAND --config CONFIG` (`SUBCOMMAND` may be several words).
     pub fn start(subcommand: &str, config: &Path, log: &Path) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -85,7 +85,7 @@ impl Stage {
             .open(log)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg(subcommand)
+            .args(subcommand.split_whitespace())
             .arg("--config")
             .arg(config)
             .stdin(Stdio::null())
