@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    bench, demo, detect, ingest, override_cli, policy_test, rekey, replay, respond, simulate,
+    bench, demo, detect, ingest, override_cli, policy_test, rekey, replay, respond, run, simulate,
     topics,
 };
 
@@ -40,6 +40,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run a file of Okta events through the policies and print the decisions (JSON lines).
     Replay(replay::ReplayArgs),
+    /// Every stage in one process (ingest when configured, detect, respond); with no brokers
+    /// configured, on an embedded in-memory broker; runs until SIGINT/SIGTERM.
+    Run(run::RunArgs),
     /// The detect stage: consume Okta events from Kafka, publish decisions (and bad records to
     /// the DLQ); runs until SIGINT/SIGTERM, then finishes in-flight work and commits.
     Detect(detect::command::DetectArgs),
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args).map(|_| true),
+        Command::Run(args) => run::run(args),
         Command::Detect(args) => detect::command::run(args),
         Command::Respond(args) => respond::command::run(args),
         Command::Override(args) => override_cli::run(args),

@@ -290,6 +290,8 @@ pub struct IngestConfig {
     pub poll_lookback_secs: u64,
     /// Event uuids remembered to drop repeats across overlapping pages.
     pub poll_dedup_events: u64,
+    /// Run the System Log poller inside `vigil run`.
+    pub poll: bool,
 }
 
 impl Default for IngestConfig {
@@ -304,6 +306,7 @@ impl Default for IngestConfig {
             poll_page_size: 1_000,
             poll_lookback_secs: 3_600,
             poll_dedup_events: 100_000,
+            poll: false,
         }
     }
 }

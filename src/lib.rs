@@ -30,6 +30,7 @@ pub mod policy_test;
 pub mod rekey;
 pub mod replay;
 pub mod respond;
+pub mod run;
 pub mod shared_secret;
 pub mod shutdown;
 pub mod simulate;

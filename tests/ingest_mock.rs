@@ -8,34 +8,19 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use serde_json::{json, Value};
 
 use common::fakes::{FakeResponse, Fakes};
 use common::kafka::*;
 use common::tansu::Stage;
 use vigil::config::Config;
+use vigil::run::Embedded;
 
-type Cluster = MockCluster<'static, DefaultProducerContext>;
-
-fn cluster_with_topics(prefix: &str, partitions: i32) -> (Cluster, Config) {
+fn cluster_with_topics(prefix: &str, partitions: i32) -> (Embedded, Config) {
     init_logs();
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let config = config(&cluster.bootstrap_servers(), prefix);
-    let t = &config.topics;
-    for topic in [
-        &t.events,
-        &t.decisions,
-        &t.dlq,
-        &t.state,
-        &t.ledger,
-        &t.overrides,
-        &t.ingest_state,
-    ] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
-    (cluster, config)
+    let mut config = config("unused:9092", prefix);
+    let embedded = Embedded::with_partitions(&mut config, partitions).expect("embedded broker");
+    (embedded, config)
 }
 
 fn free_port() -> u16 {
@@ -197,14 +182,14 @@ fn with_the_broker_down_the_hook_answers_503_and_okta_s_retry_stores_the_events(
     };
     // Warm up the producer (metadata), then take the broker away.
     assert_eq!(post(), 200);
-    cluster.broker_down(1).unwrap();
+    cluster.cluster().broker_down(1).unwrap();
     let started = Instant::now();
     assert_eq!(post(), 503);
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "answered before Okta's 3 s timeout"
     );
-    cluster.broker_up(1).unwrap();
+    cluster.cluster().broker_up(1).unwrap();
     // Okta retries; the producer needs a moment to reconnect, so a retry may meet another 503
     // first (Okta retries only once: the System Log poller is the way to close such gaps).
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -7,8 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use serde_json::{json, Value};
 
 use common::fakes::{FakeResponse, Fakes};
@@ -18,11 +16,10 @@ use vigil::config::Config;
 use vigil::decision::{ActionKind, Condition, Decision};
 use vigil::kafka::WorkerSummary;
 use vigil::respond::RespondCounters;
-
-type Cluster = MockCluster<'static, DefaultProducerContext>;
+use vigil::run::Embedded;
 
 struct Setup {
-    _cluster: Cluster,
+    _cluster: Embedded,
     config: Config,
     fakes: Fakes,
     _dir: tempfile::TempDir,
@@ -30,18 +27,8 @@ struct Setup {
 
 fn setup(prefix: &str, with_credentials: bool) -> Setup {
     init_logs();
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let mut config = config(&cluster.bootstrap_servers(), prefix);
-    let topics = &config.topics;
-    for topic in [
-        &topics.events,
-        &topics.decisions,
-        &topics.dlq,
-        &topics.ledger,
-        &topics.overrides,
-    ] {
-        cluster.create_topic(topic, 2, 1).expect("topic created");
-    }
+    let mut config = config("unused:9092", prefix);
+    let cluster = Embedded::with_partitions(&mut config, 2).expect("embedded broker");
     let fakes = Fakes::start();
     let dir = tempfile::tempdir().unwrap();
     use_fakes(&mut config, &fakes, dir.path(), with_credentials);

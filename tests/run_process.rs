@@ -1,0 +1,114 @@
+//! `vigil run` as a user starts it: no brokers configured (the embedded broker), a hook secret,
+//! connectors pointed at the vendor fakes. An Okta Event Hook delivery of a user's "report
+//! suspicious activity" becomes Okta, Slack actions at the fakes, then SIGTERM stops it cleanly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use common::fakes::Fakes;
+use common::tansu::Stage;
+
+#[test]
+fn vigil_run_on_the_embedded_broker_takes_a_hook_delivery_to_the_vendors() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uREPORTER", "ACTIVE");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        path.display().to_string()
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[ingest]
+hook_listen = "127.0.0.1:{port}"
+hook_secret_file = "{hook}"
+[http]
+listen = ""
+[okta]
+base_url = "{okta}"
+token_file = "{okta_token}"
+[slack]
+base_url = "{slack}"
+channel = "C0SECURITY"
+token_file = "{slack_token}"
+"#,
+            hook = secret("hook", "hook-secret"),
+            okta = fakes.okta_base(),
+            okta_token = secret("okta", "okta-test-token"),
+            slack = fakes.slack_base(),
+            slack_token = secret("slack", "xoxb-test-token"),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("run.log");
+    let stage = Stage::start("run", &config, &log);
+
+    let report = common::event(
+        "report-1",
+        &chrono::Utc::now().to_rfc3339(),
+        "user.account.report_suspicious_activity_by_enduser",
+        "00uREPORTER",
+        "SUCCESS",
+    );
+    let envelope = json!({"eventType": "com.okta.event_hook", "eventTypeVersion": "1.0", "data": {"events": [report]}});
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}/okta/event-hook");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = client
+            .post(&url)
+            .header("Authorization", "hook-secret")
+            .json(&envelope)
+            .send();
+        match sent {
+            Ok(r) if r.status() == 200 => break,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!(
+                "the hook never took the delivery: {other:?}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+    }
+    let done = || {
+        fakes.count("DELETE", "/okta/api/v1/users/00uREPORTER/sessions") == 1
+            && fakes.count(
+                "POST",
+                "/okta/api/v1/users/00uREPORTER/lifecycle/reset_password",
+            ) == 1
+            && fakes
+                .slack_messages()
+                .iter()
+                .any(|m| m["text"].as_str().unwrap_or("").contains("user_reported"))
+    };
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "actions missing at the fakes; requests {:?}; log: {}",
+            fakes
+                .requests()
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stage.terminate().success(), "a clean stop on SIGTERM");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("embedded in-memory Kafka-protocol broker"),
+        "says so"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
