@@ -9,6 +9,41 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::info;
 
+/// `/healthz` (alive) and `/metrics` (Prometheus), which every Vigil HTTP server serves
+/// without authentication.
+pub fn admin_routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/metrics", axum::routing::get(crate::metrics::handler))
+}
+
+/// Serve [`admin_routes`] on `listen` (unless empty) on a thread of its own until `shutdown`;
+/// for the stages that have no other HTTP server (detect, ingest alone).
+pub fn spawn_admin(
+    listen: &str,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let server = runtime.block_on(serve(
+        "metrics and health",
+        listen,
+        admin_routes(),
+        shutdown,
+    ))?;
+    Ok(Some(
+        std::thread::Builder::new()
+            .name("admin-http".into())
+            .spawn(move || {
+                let _ = runtime.block_on(server);
+            })?,
+    ))
+}
+
 /// Listen on `listen` (`address:port`) and serve `router` until `shutdown` is set; `name` says
 /// what it is in logs. The returned task ends with the server.
 pub async fn serve(

@@ -23,6 +23,7 @@ pub mod http_server;
 pub mod ingest;
 pub mod kafka;
 pub mod ledger;
+pub mod metrics;
 pub mod override_cli;
 pub mod overrides;
 pub mod policy;

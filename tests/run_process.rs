@@ -21,11 +21,14 @@ fn vigil_run_on_the_embedded_broker_takes_a_hook_delivery_to_the_vendors() {
         std::fs::write(&path, value).unwrap();
         path.display().to_string()
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, http_port) = (free_port(), free_port());
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
@@ -34,7 +37,7 @@ fn vigil_run_on_the_embedded_broker_takes_a_hook_delivery_to_the_vendors() {
 hook_listen = "127.0.0.1:{port}"
 hook_secret_file = "{hook}"
 [http]
-listen = ""
+listen = "127.0.0.1:{http_port}"
 [okta]
 base_url = "{okta}"
 token_file = "{okta_token}"
@@ -104,6 +107,44 @@ token_file = "{slack_token}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The metrics say what happened, in Prometheus' text format.
+    let metrics = client
+        .get(format!("http://127.0.0.1:{http_port}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert_eq!(value("vigil_hook_deliveries_total{result=\"stored\"}"), 1.0);
+    assert_eq!(value("vigil_ingested_events_total{source=\"hook\"}"), 1.0);
+    assert_eq!(
+        value("vigil_events_total{event_type=\"user.account.report_suspicious_activity_by_enduser\",outcome=\"SUCCESS\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("vigil_decisions_total{rule=\"user_reported\",severity=\"high\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("vigil_actions_total{outcome=\"succeeded\",type=\"okta.clear_sessions\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("vigil_actions_total{outcome=\"succeeded\",type=\"okta.reset_password\"}"),
+        1.0
+    );
+    assert!(value("vigil_policy_evaluation_seconds_count") >= 1.0);
+    assert!(
+        metrics.contains("vigil_build_info{policy_revision=\"sha256:"),
+        "{metrics}"
+    );
     assert!(stage.terminate().success(), "a clean stop on SIGTERM");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(

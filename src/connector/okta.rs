@@ -304,7 +304,11 @@ impl Okta {
             .paused_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(until) = pause {
+        if let Some(until) = pause.filter(|&u| u > Instant::now()) {
+            crate::metrics::metrics()
+                .rate_limit_waits
+                .with_label_values(&["okta"])
+                .inc();
             tokio::time::sleep_until(until).await;
         }
         let answer = call.send(&self.client).await?;

@@ -28,7 +28,11 @@ pub struct DetectArgs {
 pub fn run(args: &DetectArgs) -> anyhow::Result<bool> {
     let config = Config::load(args.config.as_deref())?;
     let shutdown = crate::shutdown::on_signal()?;
+    let admin = crate::http_server::spawn_admin(&config.http.listen, shutdown.clone())?;
     let (summary, counters) = run_stage(&config, shutdown)?;
+    if let Some(admin) = admin {
+        let _ = admin.join();
+    }
     info!(
         consumed = summary.consumed,
         decisions = counters.decisions,
@@ -82,6 +86,7 @@ pub fn run_stage(
         overrides.clone(),
         shutdown.clone(),
     )?;
+    crate::metrics::metrics().set_policy_revision(policy.revision());
     let detector = Detector::new(policy, config.detect.limits()).with_overrides(overrides);
     let processor = LiveDetect::new(
         detector,

@@ -288,6 +288,10 @@ impl LiveDetect {
             "bad record sent to the DLQ"
         );
         self.counters.dead_lettered += 1;
+        crate::metrics::metrics()
+            .dead_lettered
+            .with_label_values(&[STAGE, reason])
+            .inc();
         out.push(dlq_record(
             &self.topics.dlq,
             STAGE,
@@ -332,6 +336,14 @@ impl Processor for LiveDetect {
                 return Ok(());
             }
         };
+        let outcome_result = event
+            .field("outcome.result")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        crate::metrics::metrics()
+            .events
+            .with_label_values(&[event.event_type.as_str(), outcome_result])
+            .inc();
         let user = event.user().map(|u| u.id);
         if message.key() != user.as_deref().map(str::as_bytes) && user.is_some() {
             if self.counters.misrouted == 0 {
@@ -366,10 +378,18 @@ impl Processor for LiveDetect {
         }
         for error in &outcome.rule_errors {
             self.counters.rule_errors += 1;
+            crate::metrics::metrics()
+                .rule_errors
+                .with_label_values(&[error.rule.as_str()])
+                .inc();
             warn!(event = %event.uuid, rule = %error.rule, error = %error.message, "rule failed on an event");
         }
         for decision in outcome.decisions {
             self.counters.decisions += 1;
+            crate::metrics::metrics()
+                .decisions
+                .with_label_values(&[decision.rule.as_str(), decision.severity.as_str()])
+                .inc();
             info!(
                 decision_id = %decision.decision_id,
                 rule = %decision.rule,

@@ -195,11 +195,15 @@ impl Detector {
             }
             json
         });
+        let started = std::time::Instant::now();
         let evaluation = if self.verify_dispatch {
             self.evaluate_verified(&event.event_type, regorus_input)
         } else {
             self.policy.evaluate(&event.event_type, regorus_input)
         };
+        crate::metrics::metrics()
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
         let mut findings = evaluation.findings;
         findings.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
         findings.dedup_by(|a, b| a.rule == b.rule && a.key == b.key);

@@ -41,6 +41,7 @@ pub enum IngestSource {
 pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
     let config = Config::load(args.config.as_deref())?;
     let shutdown = crate::shutdown::on_signal()?;
+    let _admin = crate::http_server::spawn_admin(&config.http.listen, shutdown.clone())?;
     match args.source {
         IngestSource::Hook => run_hook(&config, shutdown)?,
         IngestSource::Poll => {

@@ -41,6 +41,7 @@ pub struct HookState {
 
 /// The receiver's routes: GET (verification) and POST (events) on `path`.
 pub fn router(path: &str, state: HookState, max_body_bytes: usize) -> Router {
+    // Only the hook: this port may face Okta (the internet); metrics stay on http.listen.
     Router::new()
         .route(path, get(verify).post(receive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -53,6 +54,13 @@ fn authorized(state: &HookState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     state.secret.matches(presented)
+}
+
+fn count(result: &str) {
+    crate::metrics::metrics()
+        .hook_deliveries
+        .with_label_values(&[result])
+        .inc();
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -87,6 +95,7 @@ async fn verify(State(state): State<Arc<HookState>>, headers: HeaderMap) -> Resp
 async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: Bytes) -> Response {
     if !authorized(&state, &headers) {
         warn!("Event Hook delivery with a missing or wrong Authorization header refused");
+        count("unauthorized");
         return refuse(
             StatusCode::UNAUTHORIZED,
             "missing or wrong Authorization header",
@@ -96,6 +105,7 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
         Ok(events) => events,
         Err(refused) => {
             warn!(reason = refused.reason, error = %refused.error, "malformed Event Hook delivery refused");
+            count("malformed");
             return refuse(
                 StatusCode::BAD_REQUEST,
                 format!("{}: {}", refused.reason, refused.error),
@@ -112,6 +122,7 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
             Ok(delivery) => deliveries.push(delivery),
             Err((e, _)) => {
                 warn!(error = %e, "cannot queue an event; Okta will retry");
+                count("unavailable");
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, "the event queue is full");
             }
         }
@@ -135,5 +146,10 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
         );
     }
     info!(events = events.len(), "Event Hook delivery stored");
+    count("stored");
+    crate::metrics::metrics()
+        .ingested_events
+        .with_label_values(&["hook"])
+        .inc_by(events.len() as u64);
     StatusCode::OK.into_response()
 }

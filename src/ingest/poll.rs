@@ -121,6 +121,10 @@ impl Poller {
                     let wait = after.unwrap_or(Duration::from_millis(self.config.poll_interval_ms));
                     if after.is_some() {
                         self.counters.rate_limited += 1;
+                        crate::metrics::metrics()
+                            .rate_limit_waits
+                            .with_label_values(&["okta"])
+                            .inc();
                     }
                     warn!(error = %detail, ?wait, "System Log request failed; waiting");
                     pause(wait, &shutdown).await;
@@ -129,6 +133,7 @@ impl Poller {
                 Err(failure) => bail!("the System Log refused the request: {failure}"),
             };
             self.counters.pages += 1;
+            crate::metrics::metrics().poll_pages.inc();
             let full = page.events.len() >= self.config.poll_page_size as usize;
             self.produce(&page.events).await?;
             let link = page.next.ok_or_else(|| {
@@ -138,6 +143,10 @@ impl Poller {
             self.store_cursor(&next).await?;
             if let Some(wait) = page.rate_limit_wait {
                 self.counters.rate_limited += 1;
+                crate::metrics::metrics()
+                    .rate_limit_waits
+                    .with_label_values(&["okta"])
+                    .inc();
                 pause(wait, &shutdown).await;
             } else if !full {
                 // Caught up: Okta adds events as they happen.
@@ -243,6 +252,10 @@ impl Poller {
                 .map_err(|_| anyhow!("the producer shut down"))?
                 .map_err(|(e, _)| anyhow!("an event was not stored: {e}"))?;
         }
+        crate::metrics::metrics()
+            .ingested_events
+            .with_label_values(&["poll"])
+            .inc_by(uuids.len() as u64);
         for uuid in uuids {
             self.seen.insert(uuid, ());
             self.counters.events += 1;

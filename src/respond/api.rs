@@ -1,7 +1,7 @@
 //! The overrides HTTP API (axum): analysts suppress a user's decisions or cancel their pending
 //! actions for a period, with a reason; every write is a record on the overrides topic.
 //!
-//! * `GET  /healthz` — liveness, no token.
+//! * `GET  /healthz` — liveness, `GET /metrics` — Prometheus; no token.
 //! * `GET  /v1/overrides` — every user's newest override.
 //! * `PUT  /v1/overrides/{user_id}` — `{"reason": "…", "for_secs": 3600, "scope": "all"|"pending", "by": "…"}`
 //!   (or `"until": RFC 3339` instead of `for_secs`); answers 201 with the override.
@@ -71,8 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/overrides", get(list))
         .route("/v1/overrides/{user_id}", put(set).delete(lift))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    crate::http_server::admin_routes()
         .merge(v1)
         .with_state(state)
 }

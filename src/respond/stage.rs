@@ -198,7 +198,9 @@ impl LiveRespond {
             action: &action,
             note: None,
         };
-        let (result, attempts) = self.with_retries(|| connectors.reconcile(&request, intent_at));
+        let (result, attempts) = self.with_retries(action.kind.as_str(), || {
+            connectors.reconcile(&request, intent_at)
+        });
         self.counters.reconciled += 1;
         match result {
             Ok(Reconciled::AlreadyDone(detail)) => {
@@ -367,7 +369,9 @@ impl LiveRespond {
                     let Some(user) = &decision.user else { continue };
                     let key = crate::connector::dedup_key(&user.id);
                     let connectors = self.parts.connectors.clone();
-                    let (status, _) = self.with_retries(|| connectors.incident_status(&key));
+                    let (status, _) = self.with_retries("pagerduty.incident_status", || {
+                        connectors.incident_status(&key)
+                    });
                     match status? {
                         Some(IncidentStatus::Acknowledged) => {
                             return Ok(Some(format!("PagerDuty incident {key} acknowledged")))
@@ -438,7 +442,8 @@ impl LiveRespond {
             action,
             note,
         };
-        let (result, attempts) = self.with_retries(|| connectors.execute(&request));
+        let (result, attempts) =
+            self.with_retries(action.kind.as_str(), || connectors.execute(&request));
         match result {
             Ok(executed) => {
                 let status = match executed.outcome {
@@ -517,6 +522,10 @@ impl LiveRespond {
             ],
         });
         self.counters.dead_lettered += 1;
+        crate::metrics::metrics()
+            .dead_lettered
+            .with_label_values(&["respond", "action_failed"])
+            .inc();
         self.finish(p, entry)
     }
 
@@ -532,8 +541,13 @@ impl LiveRespond {
     }
 
     /// `call` with exponential backoff and jitter for retryable failures, honouring the wait a
-    /// vendor asks for; stops retrying on shutdown. Returns the result and the calls made.
-    fn with_retries<T, Fut>(&self, mut call: impl FnMut() -> Fut) -> (Result<T, Failure>, Attempts)
+    /// vendor asks for; stops retrying on shutdown. Returns the result and the calls made. `what`
+    /// labels the retry metric (the action type).
+    fn with_retries<T, Fut>(
+        &self,
+        what: &str,
+        mut call: impl FnMut() -> Fut,
+    ) -> (Result<T, Failure>, Attempts)
     where
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
@@ -564,6 +578,10 @@ impl LiveRespond {
             })
             .notify(|e, wait| {
                 warn!(error = %e, ?wait, "vendor call failed; retrying");
+                crate::metrics::metrics()
+                    .retries
+                    .with_label_values(&[what])
+                    .inc();
                 retries
                     .borrow_mut()
                     .push(format!("{e}; retried after {} ms", wait.as_millis()));
@@ -576,6 +594,25 @@ impl LiveRespond {
         (result, attempts)
     }
 
+    /// Pending actions, the circuit, overrides in force.
+    fn update_gauges(&self) {
+        let metrics = crate::metrics::metrics();
+        let pending: usize = self.partitions.values().map(|s| s.due.len()).sum();
+        metrics.pending_actions.set(pending as i64);
+        metrics
+            .circuit_open
+            .set(i64::from(self.guard.is_open(Instant::now())));
+        let now = Utc::now();
+        let active = self
+            .parts
+            .overrides
+            .all()
+            .iter()
+            .filter(|o| o.active_at(now))
+            .count();
+        metrics.overrides_active.set(active as i64);
+    }
+
     /// Record a final outcome and count it.
     fn finish(&mut self, p: i32, entry: LedgerEntry) -> anyhow::Result<()> {
         *self
@@ -583,6 +620,16 @@ impl LiveRespond {
             .outcomes
             .entry(entry.status.as_str())
             .or_default() += 1;
+        let metrics = crate::metrics::metrics();
+        metrics
+            .actions
+            .with_label_values(&[entry.kind.as_str(), entry.status.as_str()])
+            .inc();
+        let late = (Utc::now() - entry.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics
+            .action_seconds
+            .with_label_values(&[entry.kind.as_str()])
+            .observe(late);
         self.record(p, entry)
     }
 
@@ -695,6 +742,10 @@ impl Processor for LiveRespond {
                     self.parts.dlq_max_payload_bytes,
                 ));
                 self.counters.dead_lettered += 1;
+                crate::metrics::metrics()
+                    .dead_lettered
+                    .with_label_values(&["respond", "bad_decision"])
+                    .inc();
                 return Ok(());
             }
         };
@@ -732,6 +783,7 @@ impl Processor for LiveRespond {
         }
         self.run_due(out)?;
         out.append(&mut self.unsent);
+        self.update_gauges();
         Ok(())
     }
 }
