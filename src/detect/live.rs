@@ -102,7 +102,13 @@ pub struct LiveDetect {
     reader: PartitionReader,
     partitions: BTreeMap<i32, PartitionState>,
     counters: DetectCounters,
+    /// When the state-size gauge was last updated (counting users settles the cache: not on
+    /// every batch).
+    gauges_at: Option<Instant>,
 }
+
+/// How often the state-size gauge is updated.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 impl LiveDetect {
     /// A stage around `detector`, reading partitions for rebuilds with `reader`. Checks that the
@@ -146,6 +152,7 @@ impl LiveDetect {
             reader,
             partitions: BTreeMap::new(),
             counters: DetectCounters::default(),
+            gauges_at: None,
         })
     }
 
@@ -417,6 +424,11 @@ impl Processor for LiveDetect {
     }
 
     fn checkpoint(&mut self, out: &mut Vec<OutRecord>, closing: bool) -> anyhow::Result<()> {
+        if self.gauges_at.is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL) {
+            let users: u64 = self.partitions.values().map(|s| s.store.user_count()).sum();
+            crate::metrics::metrics().state_users.set(users as i64);
+            self.gauges_at = Some(Instant::now());
+        }
         if !self.settings.snapshots {
             return Ok(());
         }
