@@ -469,7 +469,7 @@ fn every_fake_route_is_a_route_of_the_vendor_spec() {
             let start = text
                 .find(&format!("\n  {path}:\n"))
                 .unwrap_or_else(|| panic!("{path} not in {file}"));
-            let rest = &text[start + path.len() + 5..];
+            let rest = &text[start + path.len() + 4..];
             let end = rest.find("\n  /").unwrap_or(rest.len());
             assert!(
                 rest[..end].contains(&format!("\n    {method}:")),

@@ -424,7 +424,10 @@ impl Processor for LiveDetect {
     }
 
     fn checkpoint(&mut self, out: &mut Vec<OutRecord>, closing: bool) -> anyhow::Result<()> {
-        if self.gauges_at.is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL) {
+        if self
+            .gauges_at
+            .is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL)
+        {
             let users: u64 = self.partitions.values().map(|s| s.store.user_count()).sum();
             crate::metrics::metrics().state_users.set(users as i64);
             self.gauges_at = Some(Instant::now());

@@ -351,26 +351,29 @@ async fn handle(
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    let latency = {
+    // The request is handled as soon as it has arrived, like a vendor would: a client that
+    // goes away while the answer is slow (latency) does not undo what was done.
+    let (response, injected, latency) = {
         let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
         state.requests.push(recorded.clone());
-        state.latency
+        let mut violations = Vec::new();
+        let response = route(&mut state, &recorded, &mut violations);
+        let injected = state
+            .injected
+            .iter_mut()
+            .find(|(path, responses)| {
+                recorded.path.contains(path.as_str()) && !responses.is_empty()
+            })
+            .and_then(|(_, responses)| responses.pop_front());
+        for v in violations {
+            state
+                .violations
+                .push(format!("{} {}: {v}", recorded.method, recorded.path));
+        }
+        (response, injected, state.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
-    }
-    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut violations = Vec::new();
-    let response = route(&mut state, &recorded, &mut violations);
-    let injected = state
-        .injected
-        .iter_mut()
-        .find(|(path, responses)| recorded.path.contains(path.as_str()) && !responses.is_empty())
-        .and_then(|(_, responses)| responses.pop_front());
-    for v in violations {
-        state
-            .violations
-            .push(format!("{} {}: {v}", recorded.method, recorded.path));
     }
     // route() changes no state when a response is injected: the vendor refused the call.
     match injected {
