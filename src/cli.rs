@@ -55,8 +55,8 @@ pub enum Command {
     Ingest(ingest::command::IngestArgs),
     /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
     Rekey(rekey::RekeyArgs),
-    /// Measure the detect stage against a bare consume-produce passthrough on one broker
-    /// (rates, their ratio, latency at a fixed event rate).
+    /// Measure a stage against a bare consume-produce passthrough on one broker: detect (rates,
+    /// their ratio, latency at a fixed event rate) or respond (decision-to-vendor latency).
     Bench(bench::BenchArgs),
     /// Create the configured topics that do not exist yet (trial and test setups).
     Topics(topics::TopicsArgs),
