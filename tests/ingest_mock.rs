@@ -235,6 +235,8 @@ base_url = "{}"
 token_file = "{}"
 [ingest]
 poll_interval_ms = 200
+[http]
+listen = ""
 "#,
             config.kafka.bootstrap_servers.as_deref().unwrap(),
             config.topics.events,

@@ -32,9 +32,6 @@ retry_min_delay_ms = 50
 retry_max_delay_ms = 500
 max_destructive_per_minute = 10000
 
-[http]
-listen = ""
-
 [okta]
 base_url = "{okta}"
 token_file = "{okta_token}"

@@ -64,6 +64,9 @@ state = "{prefix}.state"
 [detect]
 group_id = "{prefix}-detect"
 snapshot_interval_secs = 1
+
+[http]
+listen = ""
 "#
         ),
     )
