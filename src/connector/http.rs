@@ -109,8 +109,9 @@ pub struct Call {
     pub url: Url,
     /// Headers other than the credential.
     pub headers: Vec<(&'static str, String)>,
-    /// The credential header (name, value), redacted when described.
-    pub auth: Option<(&'static str, String)>,
+    /// The credential header: its name and value (`None` in a dry run, where there is no
+    /// credential); always described as `[redacted]`, so a dry run shows the request's shape.
+    pub auth: Option<(&'static str, Option<String>)>,
     /// JSON body.
     pub body: Option<Value>,
     /// Redact the URL's path when described (a Slack webhook URL is itself the secret).
@@ -172,8 +173,17 @@ impl Call {
         for (name, value) in &self.headers {
             request = request.header(*name, value);
         }
-        if let Some((name, value)) = &self.auth {
-            request = request.header(*name, value);
+        match &self.auth {
+            Some((name, Some(value))) => request = request.header(*name, value),
+            // Sending without the credential would only earn a 401 and hide the real problem.
+            Some((_, None)) => {
+                return Err(Failure::permanent(format!(
+                    "{} {}: no credential to send",
+                    self.method,
+                    self.redacted_url()
+                )))
+            }
+            None => {}
         }
         if let Some(body) = &self.body {
             request = request.body(body.to_string());
@@ -390,9 +400,12 @@ mod tests {
     fn a_described_call_hides_the_credential() {
         let mut call =
             Call::new(Method::POST, Url::parse("https://x.test/a").unwrap()).json(json!({"k": 1}));
-        call.auth = Some(("Authorization", "SSWS token-value".into()));
+        call.auth = Some(("Authorization", Some("SSWS token-value".into())));
         let text = call.describe().to_string();
         assert!(!text.contains("token-value"), "{text}");
-        assert!(text.contains("[redacted]"));
+        assert_eq!(call.describe()["headers"]["Authorization"], "[redacted]");
+        // In a dry run there is no credential, yet the header the vendor needs is shown.
+        call.auth = Some(("Authorization", None));
+        assert_eq!(call.describe()["headers"]["Authorization"], "[redacted]");
     }
 }

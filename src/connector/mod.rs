@@ -156,9 +156,10 @@ impl Connectors {
                 self.slack.notify(request, incident.as_deref()).await
             }
             Vendor::PagerDuty => self.pagerduty.send(request).await,
+            // audit.record: the ledger entry is the whole action.
             Vendor::None => Ok(Executed {
                 outcome: Outcome::Done,
-                detail: Value::Null,
+                detail: Value::Object(serde_json::Map::new()),
             }),
         }
     }

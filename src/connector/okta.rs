@@ -229,6 +229,16 @@ impl Okta {
                         outcome: Outcome::AlreadyInState,
                         detail: json!({"status_read": now, "okta_error": body}),
                     })
+                } else if now != from {
+                    // Moved elsewhere meanwhile (RECOVERY, …): the same skip as if read first.
+                    Ok(Executed {
+                        outcome: Outcome::Skipped,
+                        detail: json!({
+                            "status_read": now,
+                            "reason": format!("the user became {now}; Okta allows {operation} only from {from}"),
+                            "okta_error": body,
+                        }),
+                    })
                 } else {
                     Err(Failure::Permanent {
                         status: Some(400),
@@ -287,14 +297,13 @@ impl Okta {
 
     fn call(&self, method: Method, segments: &[&str]) -> Result<Call, Failure> {
         let mut call = Call::new(method, http::join(&self.base, segments)?);
-        call.auth = self
-            .authorization
-            .as_ref()
-            .map(|a| ("Authorization", a.expose().to_owned()));
-        if call.method != Method::GET {
-            call.headers
-                .push(("Content-Type", "application/json".into()));
-        }
+        call.auth = Some((
+            "Authorization",
+            self.authorization.as_ref().map(|a| a.expose().to_owned()),
+        ));
+        // Okta's API documentation sends both headers on every request, bodies or not.
+        call.headers
+            .push(("Content-Type", "application/json".into()));
         Ok(call)
     }
 
@@ -312,26 +321,33 @@ impl Okta {
             tokio::time::sleep_until(until).await;
         }
         let answer = call.send(&self.client).await?;
-        let reset = reset_wait(&answer);
-        if answer.header("x-rate-limit-remaining") == Some("0") {
-            if let Some(wait) = reset {
-                *self
-                    .paused_until
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(Instant::now() + wait);
-            }
+        let reset = answer
+            .header("x-rate-limit-reset")
+            .and_then(|reset| reset_wait(reset, Utc::now().timestamp_millis()));
+        // The window is spent (a 429, or a success that used its last request): every
+        // Okta request of this client waits for the reset instead of earning a 429.
+        let spent = answer.status == 429 || answer.header("x-rate-limit-remaining") == Some("0");
+        if let (true, Some(wait)) = (spent, reset) {
+            *self
+                .paused_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + wait);
         }
         let after = if answer.status == 429 { reset } else { None };
         answer.check(after)
     }
 }
 
-/// How long until `X-Rate-Limit-Reset` (Unix seconds), if Okta sent it.
-fn reset_wait(answer: &Answer) -> Option<Duration> {
-    let reset: i64 = answer.header("x-rate-limit-reset")?.trim().parse().ok()?;
-    let wait_ms = (reset * 1000 - Utc::now().timestamp_millis()).max(0);
-    Some(Duration::from_millis(wait_ms as u64))
+/// The longest wait an `X-Rate-Limit-Reset` may impose: Okta's windows are one minute, so
+/// anything much later is a skewed clock or a bad header, not a reason to stall the stage.
+const MAX_RESET_WAIT: Duration = Duration::from_secs(120);
+
+/// How long from `now_ms` (Unix milliseconds) until `X-Rate-Limit-Reset` (Unix seconds):
+/// never negative, at most [`MAX_RESET_WAIT`]; `None` when the header is not a number.
+fn reset_wait(header: &str, now_ms: i64) -> Option<Duration> {
+    let reset: i64 = header.trim().parse().ok()?;
+    let wait_ms = reset.saturating_mul(1000).saturating_sub(now_ms).max(0);
+    Some(Duration::from_millis(wait_ms as u64).min(MAX_RESET_WAIT))
 }
 
 /// Okta ids are short alphanumeric strings: anything else in a target is refused before it
@@ -389,6 +405,23 @@ mod tests {
             "https://login.acme.com"
         );
         assert!(OktaConfig::default().admin_console().is_none());
+    }
+
+    #[test]
+    fn the_rate_limit_reset_becomes_a_bounded_wait() {
+        let now_ms = 1_700_000_000_000;
+        assert_eq!(
+            reset_wait("1700000030", now_ms),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            reset_wait(" 1700000000 ", now_ms + 500),
+            Some(Duration::ZERO),
+            "a reset in the past is no wait"
+        );
+        assert_eq!(reset_wait("1800000000", now_ms), Some(MAX_RESET_WAIT));
+        assert_eq!(reset_wait("soon", now_ms), None);
+        assert_eq!(reset_wait("", now_ms), None);
     }
 
     #[test]

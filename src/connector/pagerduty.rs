@@ -35,6 +35,9 @@ pub struct PagerDutyConfig {
     /// File holding a read-only REST API token (else `VIGIL_PAGERDUTY_API_TOKEN`); without it
     /// "unless acknowledged" cannot see acknowledgements.
     pub api_token_file: Option<PathBuf>,
+    /// Email of a PagerDuty user, sent as the `From` header on REST requests (PagerDuty wants
+    /// it on writes and for account-level tokens; reads here work without it).
+    pub from_email: Option<String>,
 }
 
 impl Default for PagerDutyConfig {
@@ -44,6 +47,7 @@ impl Default for PagerDutyConfig {
             api_url: "https://api.pagerduty.com".into(),
             routing_key_file: None,
             api_token_file: None,
+            from_email: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct PagerDuty {
     api: Url,
     routing_key: Option<Secret>,
     api_token: Option<Secret>,
+    from_email: Option<String>,
     admin_console: Option<String>,
     client: reqwest::Client,
 }
@@ -90,6 +95,7 @@ impl PagerDuty {
                 env,
             )?,
             api_token: http::load_secret(config.api_token_file.as_deref(), API_TOKEN_ENV, env)?,
+            from_email: config.from_email.clone(),
             admin_console: okta.admin_console(),
             client,
         })
@@ -191,21 +197,64 @@ impl PagerDuty {
             return Ok(None);
         };
         let mut call = Call::new(Method::GET, http::join(&self.api, &["incidents"])?);
-        call.headers = vec![("Accept", "application/vnd.pagerduty+json;version=2".into())];
+        // The spec requires both headers on every REST request (Accept is the API version).
+        call.headers = vec![
+            ("Accept", "application/vnd.pagerduty+json;version=2".into()),
+            ("Content-Type", "application/json".into()),
+        ];
+        if let Some(from) = &self.from_email {
+            call.headers.push(("From", from.clone()));
+        }
+        // Without date_range=all PagerDuty searches only the last month, and an attack on a
+        // user can outlive that; newest first, so the first page holds the one we want.
         call.url
             .query_pairs_mut()
-            .append_pair("incident_key", dedup_key);
-        call.auth = Some(("Authorization", format!("Token token={}", token.expose())));
-        let mut reply = call.send(&self.client).await?.check(None)?.json();
-        Ok(reply["incidents"]
-            .as_array_mut()
-            .and_then(|incidents| incidents.pop()))
+            .append_pair("incident_key", dedup_key)
+            .append_pair("date_range", "all")
+            .append_pair("sort_by", "created_at:desc")
+            .append_pair("limit", "100");
+        call.auth = Some((
+            "Authorization",
+            Some(format!("Token token={}", token.expose())),
+        ));
+        let reply = call.send(&self.client).await?.check(None)?.json();
+        Ok(newest(
+            reply["incidents"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        )
+        .cloned())
     }
+}
+
+/// The incident created last (RFC 3339 UTC timestamps compare as text); on a tie or without
+/// timestamps, the first listed, as the request asked for newest first.
+fn newest(incidents: &[Value]) -> Option<&Value> {
+    incidents.iter().rev().max_by(|a, b| {
+        a["created_at"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["created_at"].as_str().unwrap_or(""))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_incident_wins_whatever_the_order() {
+        let list = [
+            json!({"id": "old", "created_at": "2026-01-01T00:00:00Z"}),
+            json!({"id": "new", "created_at": "2026-03-01T00:00:00Z"}),
+            json!({"id": "mid", "created_at": "2026-02-01T00:00:00Z"}),
+        ];
+        assert_eq!(newest(&list).unwrap()["id"], "new");
+        let untimed = [json!({"id": "first"}), json!({"id": "second"})];
+        assert_eq!(newest(&untimed).unwrap()["id"], "first");
+        assert!(newest(&[]).is_none());
+    }
 
     #[test]
     fn severity_follows_the_risk_score() {

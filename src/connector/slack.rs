@@ -150,9 +150,11 @@ impl Slack {
         } else {
             let url = http::join(&self.base, &["chat.postMessage"])?;
             let mut call = Call::new(Method::POST, url).json(body);
-            if let Mode::Bot(token) = &self.mode {
-                call.auth = Some(("Authorization", format!("Bearer {}", token.expose())));
-            }
+            let token = match &self.mode {
+                Mode::Bot(token) => Some(format!("Bearer {}", token.expose())),
+                _ => None,
+            };
+            call.auth = Some(("Authorization", token));
             call
         };
         if self.is_dry_run() {
@@ -163,7 +165,15 @@ impl Slack {
         }
         let answer = call.send(&self.client).await?.check(None)?;
         if call.secret_url {
-            // Incoming webhooks answer `ok` as plain text.
+            // Incoming webhooks answer `ok` as plain text. Anything else is not a known
+            // success; it is not retried either, as a repeat could post the message twice.
+            if answer.body.trim() != "ok" {
+                return Err(Failure::Permanent {
+                    status: Some(answer.status),
+                    body: http::truncated(&answer.body),
+                    detail: "the Slack webhook did not answer `ok`".into(),
+                });
+            }
             return Ok(Executed {
                 outcome: Outcome::Done,
                 detail: json!({"http_status": answer.status, "via": "webhook"}),
@@ -221,7 +231,7 @@ impl Slack {
             .append_pair("oldest", &oldest.to_string())
             .append_pair("include_all_metadata", "true")
             .append_pair("limit", "200");
-        call.auth = Some(("Authorization", format!("Bearer {}", token.expose())));
+        call.auth = Some(("Authorization", Some(format!("Bearer {}", token.expose()))));
         let reply = call.send(&self.client).await?.check(None)?.json();
         if reply["ok"] != json!(true) {
             return Err(Failure::Retryable {
@@ -255,17 +265,24 @@ fn message(
 ) -> (String, Value) {
     let d = request.decision;
     let user = d.user.as_ref();
+    // Login for people, Okta id for the console and the API (both, so nobody has to look up).
     let who = user
-        .map(|u| u.login.clone().unwrap_or_else(|| u.id.clone()))
+        .map(|u| match &u.login {
+            Some(login) => format!("{login} (`{}`)", u.id),
+            None => format!("`{}`", u.id),
+        })
         .unwrap_or_else(|| "(no user)".into());
     let prefix = request.note.map(|n| format!("[{n}] ")).unwrap_or_default();
-    let text = format!(
+    // Summary and evidence carry what the attacker controlled (user agents, names): escaped,
+    // so they cannot mention @channel or draw a link in the security channel.
+    let text = escape(&format!(
         "{prefix}[{}] {}: {}",
         d.severity.as_str(),
         d.rule,
         d.summary
-    );
-    let mut evidence = serde_json::to_string_pretty(&d.evidence).unwrap_or_default();
+    ));
+    // Compact: the values that mattered fit on a few lines of a narrow Slack column.
+    let mut evidence = serde_json::to_string(&d.evidence).unwrap_or_default();
     if evidence.len() > MAX_EVIDENCE {
         let mut end = MAX_EVIDENCE;
         while !evidence.is_char_boundary(end) {
@@ -287,17 +304,26 @@ fn message(
     ));
     let blocks = json!([
         {"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("{prefix}{}", d.rule), 150)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&d.summary, 3000)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&escape(&d.summary), 3000)}},
         {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": format!("*User*\n{}", truncate(&who, 1900))},
+            {"type": "mrkdwn", "text": format!("*User*\n{}", truncate(&escape(&who), 1900))},
             {"type": "mrkdwn", "text": format!("*Severity*\n{}", d.severity.as_str())},
             {"type": "mrkdwn", "text": format!("*Risk score*\n{}", d.risk_score)},
-            {"type": "mrkdwn", "text": format!("*Event*\n{} at {}", d.event.event_type, d.event.published)},
+            {"type": "mrkdwn", "text": format!("*Event*\n{}", truncate(&escape(&format!("{} at {}", d.event.event_type, d.event.published)), 1900))},
         ]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": format!("```{evidence}```")}},
+        // A fence inside the evidence would end the code block early.
+        {"type": "section", "text": {"type": "mrkdwn", "text": format!("```{}```", escape(&evidence).replace("```", "'''"))}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": links.join(" · ")}]},
     ]);
     (text, blocks)
+}
+
+/// `text` with Slack's control characters escaped (`&`, `<`, `>`), as Slack asks of any
+/// text it should show rather than interpret.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -307,5 +333,24 @@ fn truncate(text: &str, max_chars: usize) -> String {
         let mut t: String = text.chars().take(max_chars - 1).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacker_text_cannot_mention_or_link() {
+        assert_eq!(
+            escape("<!channel> see <https://evil.test|okta> & more"),
+            "&lt;!channel&gt; see &lt;https://evil.test|okta&gt; &amp; more"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_characters() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("äbcd", 3), "äb…");
     }
 }

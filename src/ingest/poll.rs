@@ -193,7 +193,10 @@ impl Poller {
 
     async fn fetch(&self, url: &Url) -> Result<Page, Failure> {
         let mut call = Call::new(Method::GET, url.clone());
-        call.auth = Some(("Authorization", self.authorization.expose().to_owned()));
+        call.auth = Some((
+            "Authorization",
+            Some(self.authorization.expose().to_owned()),
+        ));
         let answer = call.send(&self.client).await?;
         let reset = reset_wait(answer.header("x-rate-limit-reset"));
         let spent = answer.header("x-rate-limit-remaining") == Some("0");

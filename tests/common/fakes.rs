@@ -82,6 +82,7 @@ struct Incident {
     id: String,
     key: String,
     status: String,
+    created_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
@@ -97,6 +98,10 @@ struct State {
     /// The Okta base URL, for absolute `Link` headers.
     okta_base: String,
     latency: Duration,
+    /// One-shot delays: the next request whose path contains the text waits this long.
+    delays: Vec<(String, Duration)>,
+    /// `DELETE …/sessions` calls per user.
+    sessions_cleared: HashMap<String, usize>,
     violations: Vec<String>,
 }
 
@@ -257,6 +262,17 @@ impl Fakes {
         self.lock().latency = latency;
     }
 
+    /// Answer the next request whose path contains `path_contains` only after `delay` (on top
+    /// of any latency); the request is handled on arrival all the same, as a vendor would.
+    pub fn delay_next(&self, path_contains: &str, delay: Duration) {
+        self.lock().delays.push((path_contains.to_owned(), delay));
+    }
+
+    /// How often the user's sessions were cleared.
+    pub fn sessions_cleared(&self, id: &str) -> usize {
+        self.lock().sessions_cleared.get(id).copied().unwrap_or(0)
+    }
+
     /// Slack messages posted (chat.postMessage bodies and webhook bodies), oldest first.
     pub fn slack_messages(&self) -> Vec<Value> {
         self.lock().messages.clone()
@@ -310,6 +326,35 @@ pub const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("pagerduty-events-v2-openapi.json", "post", "/enqueue"),
     ("pagerduty-rest-openapi.json", "get", "/incidents"),
 ];
+
+/// The SPEC_ROUTES entry serving `method` `path` (a path of the fake, with its prefix).
+pub fn spec_route(
+    method: &str,
+    path: &str,
+) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    // The fake's prefixes stand for the vendors' servers: the Events API's server ends in
+    // /v2, its spec paths start after it.
+    let (file, spec_path) = if let Some(rest) = path.strip_prefix("/okta") {
+        ("okta-management-openapi.yaml", rest)
+    } else if let Some(rest) = path.strip_prefix("/pd-events/v2") {
+        ("pagerduty-events-v2-openapi.json", rest)
+    } else if let Some(rest) = path.strip_prefix("/pd-api") {
+        ("pagerduty-rest-openapi.json", rest)
+    } else {
+        return None;
+    };
+    let segments: Vec<&str> = spec_path.split('/').collect();
+    SPEC_ROUTES.iter().find(|(f, m, template)| {
+        let parts: Vec<&str> = template.split('/').collect();
+        *f == file
+            && m.eq_ignore_ascii_case(method)
+            && parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s)
+    })
+}
 
 /// Okta's error body.
 fn okta_error(status: u16, code: &str, summary: &str) -> Response {
@@ -370,7 +415,15 @@ async fn handle(
                 .violations
                 .push(format!("{} {}: {v}", recorded.method, recorded.path));
         }
-        (response, injected, state.latency)
+        let mut latency = state.latency;
+        if let Some(i) = state
+            .delays
+            .iter()
+            .position(|(path, _)| recorded.path.contains(path.as_str()))
+        {
+            latency += state.delays.remove(i).1;
+        }
+        (response, injected, latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -396,6 +449,14 @@ fn route(
         .any(|(path, responses)| r.path.contains(path.as_str()) && !responses.is_empty());
     let query: HashMap<String, String> = url_pairs(&r.query);
     let header = |name: &str| r.headers.get(name).map(String::as_str).unwrap_or("");
+    // Every Okta and PagerDuty request the fake serves must be a route of the vendor's spec
+    // (SPEC_ROUTES, itself checked against the spec files by tests/connectors.rs).
+    let vendor = ["/okta/", "/pd-events/", "/pd-api/"]
+        .iter()
+        .any(|prefix| r.path.starts_with(prefix));
+    if vendor && spec_route(&r.method, &r.path).is_none() {
+        violations.push("not a route of the vendor spec (SPEC_ROUTES)".into());
+    }
     if let Some(rest) = r.path.strip_prefix("/okta/api/v1/") {
         let auth = header("authorization");
         if !(auth.starts_with("SSWS ") || auth.starts_with("Bearer ")) || auth.len() < 8 {
@@ -408,6 +469,15 @@ fn route(
         }
         let parts: Vec<&str> = rest.split('/').collect();
         let m = r.method.as_str();
+        let required: &[&str] = match (m, parts.as_slice()) {
+            ("POST", ["users", _, "lifecycle", "reset_password"]) => &["sendEmail"],
+            _ => &[],
+        };
+        for name in required {
+            if !query.contains_key(*name) {
+                violations.push(format!("query parameter `{name}` is required"));
+            }
+        }
         for (name, value) in query.iter().filter(|_| parts.as_slice() != ["logs"]) {
             let allowed: &[&str] = match (m, parts.as_slice()) {
                 ("DELETE", ["users", _, "sessions"]) => &["oauthTokens", "forgetDevices"],
@@ -444,10 +514,13 @@ fn route(
                     &format!("Not found: Resource not found: {id} (User)"),
                 )),
             },
-            ("DELETE", ["users", id, "sessions"]) => match state.users.get(*id) {
-                Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-                None => Err(okta_error(404, "E0000007", "Not found: Resource not found")),
-            },
+            ("DELETE", ["users", id, "sessions"]) => {
+                if !state.users.contains_key(*id) {
+                    return Err(okta_error(404, "E0000007", "Not found: Resource not found"));
+                }
+                *state.sessions_cleared.entry((*id).to_owned()).or_default() += 1;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
             ("POST", ["users", id, "lifecycle", action]) => {
                 let Some(user) = state.users.get_mut(*id) else {
                     return Err(okta_error(404, "E0000007", "Not found: Resource not found"));
@@ -617,12 +690,10 @@ fn route(
             violations.push("Events API v2 needs Content-Type: application/json".into());
         }
         let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        let key = body["routing_key"].as_str().unwrap_or("");
-        if key.len() != 32 {
-            violations.push(format!(
-                "routing_key must be 32 characters, got {}",
-                key.len()
-            ));
+        // The spec requires routing_key and event_action. It gives routing_key no length (real
+        // integration keys are 32 characters, as in its example; not checked, as not specified).
+        if body["routing_key"].as_str().is_none_or(str::is_empty) {
+            violations.push("routing_key (a string) is required".into());
         }
         let action = body["event_action"].as_str().unwrap_or("");
         if !["trigger", "acknowledge", "resolve"].contains(&action) {
@@ -654,6 +725,34 @@ fn route(
             if !["critical", "error", "warning", "info"].contains(&severity) {
                 violations.push(format!("payload.severity `{severity}` is not in the enum"));
             }
+            if let Some(ts) = payload.get("timestamp") {
+                if ts
+                    .as_str()
+                    .is_none_or(|t| chrono::DateTime::parse_from_rfc3339(t).is_err())
+                {
+                    violations.push(format!("payload.timestamp `{ts}` is not a date-time"));
+                }
+            }
+            if let Some(details) = payload.get("custom_details") {
+                if !details.is_object() {
+                    violations.push("payload.custom_details must be an object".into());
+                }
+            }
+            for field in ["component", "group", "class"] {
+                if payload.get(field).is_some_and(|v| !v.is_string()) {
+                    violations.push(format!("payload.{field} must be a string"));
+                }
+            }
+        }
+        if let Some(links) = body.get("links") {
+            let ok = links.as_array().is_some_and(|links| {
+                links
+                    .iter()
+                    .all(|l| l["href"].as_str().is_some_and(|h| !h.is_empty()))
+            });
+            if !ok {
+                violations.push("links must be an array of objects with `href`".into());
+            }
         }
         if injected_pending {
             return Ok(StatusCode::OK.into_response());
@@ -670,6 +769,7 @@ fn route(
                     id,
                     key: dedup.clone(),
                     status: "triggered".into(),
+                    created_at: chrono::Utc::now(),
                 });
             }
             ("resolve", Some(i)) => i.status = "resolved".into(),
@@ -700,16 +800,67 @@ fn route(
                 header("accept")
             ));
         }
+        if header("content-type") != "application/json" {
+            violations.push(format!(
+                "REST API needs Content-Type: application/json, got `{}`",
+                header("content-type")
+            ));
+        }
+        // The list-incidents query parameters of the spec (pagerduty-rest-openapi.json).
+        const PARAMS: &[&str] = &[
+            "limit",
+            "offset",
+            "total",
+            "date_range",
+            "incident_key",
+            "service_ids[]",
+            "team_ids[]",
+            "user_ids[]",
+            "urgencies[]",
+            "time_zone",
+            "statuses[]",
+            "sort_by",
+            "include[]",
+            "since",
+            "until",
+        ];
+        for name in query.keys() {
+            if !PARAMS.contains(&name.as_str()) {
+                violations.push(format!("`{name}` is not a list-incidents parameter"));
+            }
+        }
+        if query.get("date_range").is_some_and(|d| d != "all") {
+            violations.push("date_range can only be `all`".into());
+        }
+        if query
+            .get("limit")
+            .is_some_and(|l| l.parse::<u32>().is_ok_and(|l| l > 100) || l.parse::<u32>().is_err())
+        {
+            violations.push("limit is a number, at most 100".into());
+        }
+        let sort = query.get("sort_by").cloned().unwrap_or_default();
+        if !sort.is_empty()
+            && !["incident_number", "created_at", "resolved_at", "urgency"]
+                .iter()
+                .any(|f| sort == *f || sort == format!("{f}:asc") || sort == format!("{f}:desc"))
+        {
+            violations.push(format!("sort_by `{sort}` is not field[:asc|:desc]"));
+        }
         let key = query.get("incident_key").cloned().unwrap_or_default();
-        let incidents: Vec<Value> = state
+        let mut incidents: Vec<Value> = state
             .incidents
             .iter()
             .filter(|i| key.is_empty() || i.key == key)
             .map(|i| {
                 json!({"id": i.id, "type": "incident", "incident_key": i.key, "status": i.status,
-                            "html_url": format!("https://fake.pagerduty.com/incidents/{}", i.id)})
+                       "created_at": i.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                       "html_url": format!("https://fake.pagerduty.com/incidents/{}", i.id)})
             })
             .collect();
+        // Oldest first unless asked otherwise, like PagerDuty's default.
+        if sort.ends_with(":desc") {
+            incidents.reverse();
+        }
         return Ok(axum::Json(
             json!({"incidents": incidents, "limit": 25, "offset": 0, "more": false}),
         )
