@@ -138,6 +138,7 @@ fn okta_actions_send_the_spec_requests() {
         assert_eq!(last.headers["authorization"], "SSWS okta-test-token");
     }
     assert_eq!(fakes.group_members("00gSTEP"), ["00uA"]);
+    assert_eq!(fakes.sessions_cleared("00uA"), 1);
     assert_eq!(
         fakes.user_status("00uA").as_deref(),
         Some("PASSWORD_EXPIRED")
@@ -253,13 +254,26 @@ fn rate_limits_and_errors_are_classified_with_the_wait_the_vendor_asks() {
         other => panic!("{other:?}"),
     }
     // A vendor that does not answer in time (a fresh client: this one now waits for Okta's
-    // rate-limit reset before its next Okta request, as it should).
+    // rate-limit reset before its next Okta request, as it should). The client's timeout is 2 s.
     let c = connectors(&fakes, ALL);
-    fakes.set_latency(Duration::from_secs(3));
+    fakes.delay_next("/reset_factors", Duration::from_secs(3));
     match run(&c, &one("00uA", ActionKind::OktaResetFactors, json!({}))) {
         Err(Failure::Retryable { detail, .. }) => assert!(detail.contains("timed out"), "{detail}"),
         other => panic!("{other:?}"),
     }
+    fakes.delay_next("/v2/enqueue", Duration::from_secs(3));
+    match run(&c, &one("00uA", ActionKind::PagerdutyTrigger, json!({}))) {
+        Err(Failure::Retryable { detail, .. }) => assert!(detail.contains("timed out"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+    // Only the next request was slow.
+    assert_eq!(
+        run(&c, &one("00uA", ActionKind::OktaResetFactors, json!({})))
+            .unwrap()
+            .outcome,
+        Outcome::Done
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -348,9 +362,27 @@ fn without_credentials_the_request_is_recorded_with_secrets_redacted() {
     assert!(executed.detail["url"].as_str().unwrap().ends_with(
         "/okta/api/v1/users/00uA/lifecycle/reset_password?sendEmail=true&revokeSessions=true"
     ));
+    assert_eq!(executed.detail["headers"]["Authorization"], "[redacted]");
+    assert_eq!(executed.detail["headers"]["Accept"], "application/json");
+    // Suspend cannot read the status without a token: the lifecycle call is recorded, and why.
+    let executed = run(&c, &one("00uA", ActionKind::OktaSuspendUser, json!({}))).unwrap();
+    assert_eq!(executed.outcome, Outcome::DryRun);
+    assert!(executed.detail["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/okta/api/v1/users/00uA/lifecycle/suspend"));
+    assert!(
+        executed.detail["note"]
+            .as_str()
+            .unwrap()
+            .contains("not read"),
+        "{}",
+        executed.detail
+    );
     let executed = run(&c, &one("00uA", ActionKind::PagerdutyTrigger, json!({}))).unwrap();
     assert_eq!(executed.outcome, Outcome::DryRun);
     assert_eq!(executed.detail["body"]["routing_key"], "[redacted]");
+    assert_eq!(executed.detail["body"]["event_action"], "trigger");
     assert!(fakes.requests().is_empty(), "nothing sent while dry");
     // The webhook posts for real, and a dry run of it would not show its URL.
     assert_eq!(
@@ -362,11 +394,10 @@ fn without_credentials_the_request_is_recorded_with_secrets_redacted() {
     assert_eq!(fakes.slack_messages().len(), 1);
     let dry = connectors(&fakes, &[]);
     let executed = run(&dry, &one("00uA", ActionKind::SlackNotify, json!({}))).unwrap();
-    assert!(
-        !executed.detail.to_string().contains("xoxb"),
-        "{}",
-        executed.detail
-    );
+    assert_eq!(executed.outcome, Outcome::DryRun);
+    assert_eq!(executed.detail["headers"]["Authorization"], "[redacted]");
+    assert_eq!(executed.detail["body"]["channel"], "C0SECURITY");
+    assert_eq!(fakes.requests().len(), 1, "only the webhook post was sent");
 }
 
 #[test]
@@ -409,6 +440,25 @@ fn reconciliation_finds_what_was_done_since_the_intent() {
         vec![act(ActionKind::SlackNotify, json!({}))],
     );
     assert_eq!(check(&other, intent), Reconciled::NotDone);
+    // A user in RECOVERY since before the intent was not reset by this action.
+    fakes.add_user("00uOLD", "RECOVERY");
+    let old = one("00uOLD", ActionKind::OktaResetPassword, json!({}));
+    assert_eq!(check(&old, intent), Reconciled::NotDone);
+    // The history is read from 5 s before the intent, with the metadata.
+    let history = fakes
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/conversations.history"))
+        .unwrap();
+    assert!(
+        history.query.contains(&format!(
+            "oldest={}",
+            (intent - chrono::Duration::seconds(5)).timestamp()
+        )),
+        "{}",
+        history.query
+    );
+    assert!(history.query.contains("include_all_metadata=true"));
     // Idempotent actions are simply done again.
     let clear = one("00uA", ActionKind::OktaClearSessions, json!({}));
     assert_eq!(check(&clear, intent), Reconciled::NotDone);
@@ -524,5 +574,407 @@ fn okta_oauth_tokens_go_as_bearer_and_a_spent_rate_limit_pauses_the_next_request
     // The reset is 1–2 s after the first answer (whole seconds): the second request waited.
     let waited = requests[1].at - requests[0].at;
     assert!(waited >= Duration::from_millis(900), "waited {waited:?}");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn unsuspend_fits_the_status_and_a_suspend_race_ends_in_the_users_state() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uACTIVE", "ACTIVE");
+    fakes.add_user("00uREC", "RECOVERY");
+    fakes.add_user("00uRACE", "SUSPENDED");
+    let c = connectors(&fakes, ALL);
+    let unsuspend =
+        |user: &str| run(&c, &one(user, ActionKind::OktaUnsuspendUser, json!({}))).unwrap();
+    let already = unsuspend("00uACTIVE");
+    assert_eq!(already.outcome, Outcome::AlreadyInState);
+    assert_eq!(already.detail["status_read"], "ACTIVE");
+    let skipped = unsuspend("00uREC");
+    assert_eq!(skipped.outcome, Outcome::Skipped);
+    assert_eq!(skipped.detail["status_read"], "RECOVERY");
+    assert_eq!(fakes.count_prefix("POST", "/okta/api/v1/users/"), 0);
+
+    // The status read says ACTIVE, but by the time suspend arrives an admin has suspended the
+    // user: Okta refuses with E0000001, and the re-read shows the goal reached.
+    fakes.fail_next(
+        "/users/00uRACE",
+        vec![FakeResponse::new(200).json(json!({
+            "id": "00uRACE", "status": "ACTIVE", "statusChanged": "2026-01-01T00:00:00.000Z"
+        }))],
+    );
+    let raced = run(&c, &one("00uRACE", ActionKind::OktaSuspendUser, json!({}))).unwrap();
+    assert_eq!(raced.outcome, Outcome::AlreadyInState, "{}", raced.detail);
+    assert!(raced.detail["okta_error"]
+        .as_str()
+        .unwrap()
+        .contains("E0000001"));
+    assert_eq!(
+        fakes.count("POST", "/okta/api/v1/users/00uRACE/lifecycle/suspend"),
+        1
+    );
+    assert_eq!(fakes.count("GET", "/okta/api/v1/users/00uRACE"), 2);
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn okta_errors_keep_oktas_answer() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uA", "ACTIVE");
+    let c = connectors(&fakes, ALL);
+    fakes.fail_next(
+        "/lifecycle/expire_password",
+        vec![FakeResponse::new(403).json(json!({
+            "errorCode": "E0000006",
+            "errorSummary": "You do not have permission to perform the requested action",
+            "errorLink": "E0000006", "errorId": "oae1", "errorCauses": []
+        }))],
+    );
+    match run(&c, &one("00uA", ActionKind::OktaExpirePassword, json!({}))) {
+        Err(Failure::Permanent {
+            status: Some(403),
+            body,
+            ..
+        }) => assert!(body.contains("E0000006"), "{body}"),
+        other => panic!("{other:?}"),
+    }
+    fakes.fail_next("/groups/", vec![FakeResponse::new(503)]);
+    assert!(matches!(
+        run(
+            &c,
+            &one(
+                "00uA",
+                ActionKind::OktaAddToGroup,
+                json!({"group_id": "00gSTEP"})
+            )
+        ),
+        Err(Failure::Retryable { after: None, .. })
+    ));
+    // Nothing changed at Okta for the refused calls.
+    assert_eq!(fakes.user_status("00uA").as_deref(), Some("ACTIVE"));
+    assert!(fakes.group_members("00gSTEP").is_empty());
+    // A 429 without Okta's headers is still retryable, with no wait to honour.
+    fakes.fail_next("/sessions", vec![FakeResponse::new(429)]);
+    assert!(matches!(
+        run(&c, &one("00uA", ActionKind::OktaClearSessions, json!({}))),
+        Err(Failure::Retryable { after: None, .. })
+    ));
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn slack_failures_are_classified_and_messages_are_safe() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    fakes.fail_next(
+        "chat.postMessage",
+        vec![
+            FakeResponse::new(200)
+                .header("Retry-After", "4")
+                .json(json!({"ok": false, "error": "ratelimited"})),
+            FakeResponse::new(503),
+        ],
+    );
+    match run(&c, &one("00uA", ActionKind::SlackNotify, json!({}))) {
+        Err(Failure::Retryable { after, .. }) => assert_eq!(after, Some(Duration::from_secs(4))),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        run(&c, &one("00uA", ActionKind::SlackNotify, json!({}))),
+        Err(Failure::Retryable { .. })
+    ));
+    assert!(fakes.slack_messages().is_empty());
+
+    // What an attacker controls (the summary quotes the event) cannot ping or link.
+    let mut d = one(
+        "00uA",
+        ActionKind::SlackNotify,
+        json!({"channel": "C0OTHER"}),
+    );
+    d.summary = "sign-in from <!channel> <https://evil.test|Okta>".into();
+    let done = runtime()
+        .block_on(c.execute(&ActionRequest {
+            decision: &d,
+            action: &d.actions[0],
+            note: Some("possible repeat"),
+        }))
+        .unwrap();
+    assert_eq!(done.outcome, Outcome::Done);
+    assert_eq!(done.detail["channel"], "C0OTHER");
+    assert!(done.detail["ts"].is_string());
+    let message = fakes.slack_messages().pop().unwrap();
+    let all = message.to_string();
+    assert!(
+        !all.contains("<!channel>") && !all.contains("<https://evil"),
+        "{all}"
+    );
+    assert!(all.contains("&lt;!channel&gt;"));
+    assert!(message["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("[possible repeat]"));
+
+    // No channel anywhere: refused before anything is sent.
+    let fakes_before = fakes.requests().len();
+    let nochannel = Connectors::new(
+        &OktaConfig::default(),
+        &SlackConfig {
+            base_url: fakes.slack_base(),
+            ..SlackConfig::default()
+        },
+        &PagerDutyConfig::default(),
+        Duration::from_secs(2),
+        &|name: &str| (name == "VIGIL_SLACK_TOKEN").then(|| "xoxb-test".to_owned()),
+    )
+    .unwrap();
+    assert!(matches!(
+        run(&nochannel, &one("00uA", ActionKind::SlackNotify, json!({}))),
+        Err(Failure::Permanent { status: None, .. })
+    ));
+    assert_eq!(fakes.requests().len(), fakes_before);
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_webhook_answers_in_plain_text() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, &["VIGIL_SLACK_WEBHOOK_URL"]);
+    fakes.fail_next(
+        "/slack/webhook/",
+        vec![
+            FakeResponse {
+                status: 400,
+                headers: vec![],
+                body: "invalid_payload".into(),
+            },
+            FakeResponse::new(429).header("Retry-After", "9"),
+            FakeResponse {
+                status: 200,
+                headers: vec![],
+                body: "something else".into(),
+            },
+            FakeResponse::new(500),
+        ],
+    );
+    let d = one("00uA", ActionKind::SlackNotify, json!({}));
+    match run(&c, &d) {
+        Err(Failure::Permanent {
+            status: Some(400),
+            body,
+            detail,
+        }) => {
+            assert_eq!(body, "invalid_payload");
+            assert!(
+                !detail.contains("/slack/webhook"),
+                "the URL is a secret: {detail}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match run(&c, &d) {
+        Err(Failure::Retryable { after, detail }) => {
+            assert_eq!(after, Some(Duration::from_secs(9)));
+            assert!(!detail.contains("XXXX"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        run(&c, &d),
+        Err(Failure::Permanent {
+            status: Some(200),
+            ..
+        })
+    ));
+    assert!(matches!(run(&c, &d), Err(Failure::Retryable { .. })));
+    let done = run(&c, &d).unwrap();
+    assert_eq!(done.outcome, Outcome::Done);
+    assert!(!done.detail.to_string().contains("/slack/webhook"));
+    let message = fakes.slack_messages().pop().unwrap();
+    assert!(message["text"].is_string() && message["blocks"].is_array());
+    assert!(
+        message.get("channel").is_none(),
+        "a webhook's channel is fixed"
+    );
+    // The operational alert goes the same way.
+    assert_eq!(
+        runtime().block_on(c.alert("circuit open")).unwrap().outcome,
+        Outcome::Done
+    );
+    assert_eq!(
+        fakes.slack_messages().pop().unwrap()["text"],
+        "circuit open"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn the_alert_goes_to_the_default_channel() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    let executed = runtime()
+        .block_on(c.alert("blast-radius circuit open: 12 suspensions in 60 s"))
+        .unwrap();
+    assert_eq!(executed.outcome, Outcome::Done);
+    let message = fakes.slack_messages().pop().unwrap();
+    assert_eq!(message["channel"], "C0SECURITY");
+    assert!(message["text"].as_str().unwrap().contains("circuit open"));
+    assert_eq!(
+        fakes.count("POST", "/slack/api/chat.postMessage"),
+        1,
+        "one post"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn pagerduty_resolves_and_reports_status_and_rate_limits() {
+    let fakes = Fakes::start();
+    let okta = OktaConfig {
+        base_url: Some(fakes.okta_base()),
+        ..OktaConfig::default()
+    };
+    let pagerduty = PagerDutyConfig {
+        events_url: fakes.pd_events_base(),
+        api_url: fakes.pd_api_base(),
+        from_email: Some("secops@example.com".into()),
+        ..PagerDutyConfig::default()
+    };
+    let env = |name: &str| match name {
+        "VIGIL_PAGERDUTY_ROUTING_KEY" => Some(ROUTING_KEY.to_owned()),
+        "VIGIL_PAGERDUTY_API_TOKEN" => Some("pd-test-api-token".to_owned()),
+        _ => None,
+    };
+    let c = Connectors::new(
+        &okta,
+        &SlackConfig::default(),
+        &pagerduty,
+        Duration::from_secs(2),
+        &env,
+    )
+    .unwrap();
+    // One runtime throughout: pooled connections belong to the runtime that opened them.
+    let rt = runtime();
+    let run = |c: &Connectors, d: &Decision| {
+        rt.block_on(c.execute(&ActionRequest {
+            decision: d,
+            action: &d.actions[0],
+            note: None,
+        }))
+    };
+    let key = vigil::connector::dedup_key("00uA");
+    let trigger = one("00uA", ActionKind::PagerdutyTrigger, json!({}));
+    let resolve = one("00uA", ActionKind::PagerdutyResolve, json!({}));
+    let executed = run(&c, &trigger).unwrap();
+    assert_eq!(executed.detail["dedup_key"], key.as_str());
+    assert_eq!(executed.detail["http_status"], 202);
+    // A repeated trigger lands on the same incident.
+    run(&c, &trigger).unwrap();
+    assert_eq!(fakes.incident_count(&key), 1);
+    let sent: Value = serde_json::from_str(&fakes.requests()[0].body).unwrap();
+    assert_eq!(sent["payload"]["source"], "vigil");
+    assert_eq!(
+        sent["links"][0]["href"],
+        format!(
+            "http://127.0.0.1:{}/admin/user/profile/view/00uA",
+            port(&fakes)
+        )
+    );
+    run(&c, &resolve).unwrap();
+    let sent: Value = serde_json::from_str(&fakes.requests().pop().unwrap().body).unwrap();
+    assert_eq!(sent["event_action"], "resolve");
+    assert!(sent.get("payload").is_none());
+    assert_eq!(fakes.incident_status(&key).as_deref(), Some("resolved"));
+    assert_eq!(
+        rt.block_on(c.incident_status(&key)).unwrap(),
+        Some(IncidentStatus::Resolved)
+    );
+    // After a resolve a new attack opens a new incident: the newest one is the one reported.
+    run(&c, &trigger).unwrap();
+    assert_eq!(fakes.incident_count(&key), 2);
+    assert_eq!(
+        rt.block_on(c.incident_status(&key)).unwrap(),
+        Some(IncidentStatus::Triggered)
+    );
+    let lookup = fakes.requests().pop().unwrap();
+    assert_eq!(lookup.headers["from"], "secops@example.com");
+    assert_eq!(
+        lookup.headers["authorization"],
+        "Token token=pd-test-api-token"
+    );
+    assert!(lookup.query.contains("incident_key=vigil-00uA"));
+    assert!(lookup.query.contains("date_range=all"));
+
+    fakes.fail_next(
+        "/v2/enqueue",
+        vec![
+            FakeResponse::new(429),
+            FakeResponse::new(429).header("Retry-After", "20"),
+        ],
+    );
+    assert!(matches!(
+        run(&c, &trigger),
+        Err(Failure::Retryable { after: None, .. })
+    ));
+    match run(&c, &trigger) {
+        Err(Failure::Retryable { after, .. }) => assert_eq!(after, Some(Duration::from_secs(20))),
+        other => panic!("{other:?}"),
+    }
+    fakes.fail_next("/pd-api/incidents", vec![FakeResponse::new(401)]);
+    assert!(matches!(
+        rt.block_on(c.incident_status(&key)),
+        Err(Failure::Permanent {
+            status: Some(401),
+            ..
+        })
+    ));
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+/// The fakes' port (the Okta base doubles as the admin console in these tests).
+fn port(fakes: &Fakes) -> u16 {
+    fakes.url().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn audit_record_sends_nothing() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    assert!(!c.is_dry_run(ActionKind::AuditRecord));
+    let executed = run(&c, &one("00uA", ActionKind::AuditRecord, json!({}))).unwrap();
+    assert_eq!(executed.outcome, Outcome::Done);
+    assert_eq!(executed.detail, json!({}));
+    assert!(fakes.requests().is_empty());
+}
+
+#[test]
+fn a_hostile_group_or_user_id_stays_inside_the_base() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uA", "ACTIVE");
+    let c = connectors(&fakes, ALL);
+    for group in ["../../users/00uA/lifecycle/suspend", "00g/../x", "%2e%2e"] {
+        let d = one(
+            "00uA",
+            ActionKind::OktaAddToGroup,
+            json!({ "group_id": group }),
+        );
+        assert!(
+            matches!(run(&c, &d), Err(Failure::Permanent { status: None, .. })),
+            "{group}"
+        );
+    }
+    // Links built from a hostile id in a message stay one path segment of the console.
+    let d = one("../../evil", ActionKind::PagerdutyTrigger, json!({}));
+    run(&c, &d).unwrap();
+    let sent: Value = serde_json::from_str(&fakes.requests().pop().unwrap().body).unwrap();
+    let href = sent["links"][0]["href"].as_str().unwrap();
+    assert!(
+        href.ends_with("/admin/user/profile/view/..%2F..%2Fevil"),
+        "{href}"
+    );
+    assert_eq!(
+        fakes.requests().len(),
+        1,
+        "only the PagerDuty event was sent"
+    );
+    assert_eq!(fakes.user_status("00uA").as_deref(), Some("ACTIVE"));
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }

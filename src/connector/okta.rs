@@ -55,18 +55,17 @@ impl OktaConfig {
         if let Some(admin) = &self.admin_url {
             return Some(admin.clone());
         }
-        let base = Url::parse(self.base_url.as_deref()?).ok()?;
-        let host = base.host_str()?;
-        let admin_host = match host.split_once('.') {
-            Some((org, domain))
-                if !org.ends_with("-admin")
-                    && ["okta.com", "oktapreview.com", "okta-emea.com"].contains(&domain) =>
+        let mut base = Url::parse(self.base_url.as_deref()?).ok()?;
+        let host = base.host_str()?.to_owned();
+        if let Some((org, domain)) = host.split_once('.') {
+            if !org.ends_with("-admin")
+                && ["okta.com", "oktapreview.com", "okta-emea.com"].contains(&domain)
             {
-                format!("{org}-admin.{domain}")
+                base.set_host(Some(&format!("{org}-admin.{domain}"))).ok()?;
             }
-            _ => host.to_owned(),
-        };
-        Some(format!("{}://{admin_host}", base.scheme()))
+        }
+        // The origin keeps a port (a proxy, a test server); a custom domain stays as it is.
+        Some(base.origin().ascii_serialization())
     }
 }
 
@@ -403,6 +402,12 @@ mod tests {
         assert_eq!(
             config("https://login.acme.com").admin_console().unwrap(),
             "https://login.acme.com"
+        );
+        assert_eq!(
+            config("http://127.0.0.1:8080/okta")
+                .admin_console()
+                .unwrap(),
+            "http://127.0.0.1:8080"
         );
         assert!(OktaConfig::default().admin_console().is_none());
     }
