@@ -978,3 +978,44 @@ fn a_hostile_group_or_user_id_stays_inside_the_base() {
     assert_eq!(fakes.user_status("00uA").as_deref(), Some("ACTIVE"));
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn slack_reconciliation_reads_past_a_busy_page_and_admits_what_it_cannot_know() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    let rt = runtime();
+    let post = one("00uA", ActionKind::SlackNotify, json!({}));
+    let request = ActionRequest {
+        decision: &post,
+        action: &post.actions[0],
+        note: None,
+    };
+    let intent = chrono::Utc::now();
+    rt.block_on(c.execute(&request)).unwrap();
+    // 450 later messages: ours is on the third page, newest first.
+    fakes.post_others("C0SECURITY", 450);
+    match rt.block_on(c.reconcile(&request, intent)).unwrap() {
+        Reconciled::AlreadyDone(detail) => assert_eq!(detail["channel"], "C0SECURITY"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fakes.count("GET", "/slack/api/conversations.history"), 3);
+    // A bot that may not read the channel cannot know: Unknown (the stage re-posts, marked).
+    fakes.fail_next(
+        "conversations.history",
+        vec![
+            FakeResponse::new(200).json(json!({"ok": false, "error": "missing_scope"})),
+            FakeResponse::new(200)
+                .header("Retry-After", "30")
+                .json(json!({"ok": false, "error": "ratelimited"})),
+        ],
+    );
+    assert_eq!(
+        rt.block_on(c.reconcile(&request, intent)).unwrap(),
+        Reconciled::Unknown
+    );
+    match rt.block_on(c.reconcile(&request, intent)) {
+        Err(Failure::Retryable { after, .. }) => assert_eq!(after, Some(Duration::from_secs(30))),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}

@@ -21,6 +21,8 @@ pub const TOKEN_ENV: &str = "VIGIL_SLACK_TOKEN";
 pub const WEBHOOK_ENV: &str = "VIGIL_SLACK_WEBHOOK_URL";
 /// Evidence shown in a message, at most (Slack caps a section's text at 3,000 characters).
 const MAX_EVIDENCE: usize = 2_500;
+/// Pages of channel history read at most when reconciling (200 messages each).
+const MAX_HISTORY_PAGES: usize = 10;
 
 /// The Slack connector's settings (`[slack]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -221,39 +223,70 @@ impl Slack {
             .or_else(|| self.channel.clone())
             .ok_or_else(|| Failure::permanent("no channel to look in"))?;
         let oldest = (since - chrono::Duration::seconds(5)).timestamp();
-        let mut call = Call::new(
-            Method::GET,
-            http::join(&self.base, &["conversations.history"])?,
-        );
-        call.url
-            .query_pairs_mut()
-            .append_pair("channel", &channel)
-            .append_pair("oldest", &oldest.to_string())
-            .append_pair("include_all_metadata", "true")
-            .append_pair("limit", "200");
-        call.auth = Some(("Authorization", Some(format!("Bearer {}", token.expose()))));
-        let reply = call.send(&self.client).await?.check(None)?.json();
-        if reply["ok"] != json!(true) {
-            return Err(Failure::Retryable {
-                after: None,
-                detail: format!(
-                    "conversations.history failed: {}",
-                    reply["error"].as_str().unwrap_or("no JSON answer")
-                ),
-            });
+        // A busy channel can hold more than a page since the intent: follow the cursor, within
+        // a bound (Slack's history is rate limited; this is a recovery path, not a scan).
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let mut call = Call::new(
+                Method::GET,
+                http::join(&self.base, &["conversations.history"])?,
+            );
+            call.url
+                .query_pairs_mut()
+                .append_pair("channel", &channel)
+                .append_pair("oldest", &oldest.to_string())
+                .append_pair("include_all_metadata", "true")
+                .append_pair("limit", "200");
+            if let Some(cursor) = &cursor {
+                call.url.query_pairs_mut().append_pair("cursor", cursor);
+            }
+            call.auth = Some(("Authorization", Some(format!("Bearer {}", token.expose()))));
+            let answer = call.send(&self.client).await?.check(None)?;
+            let reply = answer.json();
+            match (&reply["ok"], reply["error"].as_str()) {
+                (Value::Bool(true), _) => {}
+                (_, Some("ratelimited")) => {
+                    return Err(Failure::Retryable {
+                        after: answer.header("retry-after").and_then(http::retry_after),
+                        detail: "conversations.history: ratelimited".into(),
+                    })
+                }
+                // The history cannot be read (missing_scope, not_in_channel, …): that will not
+                // change by retrying, and whether the post happened stays unknown.
+                (Value::Bool(false), Some(error)) => {
+                    tracing::warn!(error, "cannot read the Slack channel history to reconcile");
+                    return Ok(Reconciled::Unknown);
+                }
+                _ => {
+                    return Err(Failure::Retryable {
+                        after: None,
+                        detail: "conversations.history: no Slack answer".into(),
+                    })
+                }
+            }
+            let found = reply["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| {
+                    m["metadata"]["event_payload"]["action_id"].as_str()
+                        == Some(action.action_id.as_str())
+                });
+            if let Some(m) = found {
+                return Ok(Reconciled::AlreadyDone(
+                    json!({"channel": channel, "ts": m["ts"]}),
+                ));
+            }
+            cursor = reply["response_metadata"]["next_cursor"]
+                .as_str()
+                .filter(|c| !c.is_empty() && reply["has_more"] == json!(true))
+                .map(str::to_owned);
+            if cursor.is_none() {
+                return Ok(Reconciled::NotDone);
+            }
         }
-        let found = reply["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                m["metadata"]["event_payload"]["action_id"].as_str()
-                    == Some(action.action_id.as_str())
-            });
-        Ok(match found {
-            Some(m) => Reconciled::AlreadyDone(json!({"channel": channel, "ts": m["ts"]})),
-            None => Reconciled::NotDone,
-        })
+        // More history than we read: not found so far is not "not posted".
+        Ok(Reconciled::Unknown)
     }
 }
 

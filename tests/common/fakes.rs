@@ -273,6 +273,21 @@ impl Fakes {
         self.lock().sessions_cleared.get(id).copied().unwrap_or(0)
     }
 
+    /// Someone else posts `count` messages to `channel` (a busy channel's history).
+    pub fn post_others(&self, channel: &str, count: usize) {
+        let mut state = self.lock();
+        for _ in 0..count {
+            let ts = format!(
+                "{}.{:06}",
+                chrono::Utc::now().timestamp(),
+                state.messages.len() + 1
+            );
+            state
+                .messages
+                .push(json!({"channel": channel, "text": "chatter", "ts": ts}));
+        }
+    }
+
     /// Slack messages posted (chat.postMessage bodies and webhook bodies), oldest first.
     pub fn slack_messages(&self) -> Vec<Value> {
         self.lock().messages.clone()
@@ -657,11 +672,38 @@ fn route(
                         m
                     })
                     .collect();
+                // Newest first, a page of `limit` from the opaque cursor (here an offset).
                 messages.reverse();
-                Ok(
-                    axum::Json(json!({"ok": true, "messages": messages, "has_more": false}))
-                        .into_response(),
-                )
+                let limit: usize = params
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100);
+                if !(1..=999).contains(&limit) {
+                    violations.push(format!("limit {limit} is not 1..=999"));
+                }
+                let from = match params.get("cursor") {
+                    Some(c) => c
+                        .strip_prefix("next_")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .unwrap_or_else(|| {
+                            violations.push(format!("cursor `{c}` was not minted here"));
+                            0
+                        }),
+                    None => 0,
+                };
+                let to = (from + limit.max(1)).min(messages.len());
+                let has_more = to < messages.len();
+                let page = messages[from.min(to)..to].to_vec();
+                let next = if has_more {
+                    format!("next_{to}")
+                } else {
+                    String::new()
+                };
+                Ok(axum::Json(json!({
+                    "ok": true, "messages": page, "has_more": has_more,
+                    "response_metadata": {"next_cursor": next},
+                }))
+                .into_response())
             }
             _ => {
                 violations.push("no such Slack method in the fake".into());
