@@ -621,6 +621,16 @@ fn route(
                 if body["blocks"].as_array().is_some_and(|b| b.len() > 50) {
                     violations.push("at most 50 blocks".into());
                 }
+                if let Some(metadata) = body.get("metadata") {
+                    if metadata["event_type"].as_str().is_none_or(str::is_empty)
+                        || !metadata["event_payload"].is_object()
+                    {
+                        violations.push(
+                            "metadata needs `event_type` (string) and `event_payload` (object)"
+                                .into(),
+                        );
+                    }
+                }
                 if injected_pending {
                     return Ok(StatusCode::OK.into_response());
                 }
