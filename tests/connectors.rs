@@ -652,6 +652,20 @@ fn okta_errors_keep_oktas_answer() {
     // Nothing changed at Okta for the refused calls.
     assert_eq!(fakes.user_status("00uA").as_deref(), Some("ACTIVE"));
     assert!(fakes.group_members("00gSTEP").is_empty());
+    // A redirect is not followed (it could carry the token to another host): it is an
+    // answer like any other 3xx, permanent.
+    fakes.fail_next(
+        "/sessions",
+        vec![FakeResponse::new(302).header("Location", "http://127.0.0.1:9/steal")],
+    );
+    assert!(matches!(
+        run(&c, &one("00uA", ActionKind::OktaClearSessions, json!({}))),
+        Err(Failure::Permanent {
+            status: Some(302),
+            ..
+        })
+    ));
+    assert_eq!(fakes.sessions_cleared("00uA"), 0);
     // A 429 without Okta's headers is still retryable, with no wait to honour.
     fakes.fail_next("/sessions", vec![FakeResponse::new(429)]);
     assert!(matches!(

@@ -22,23 +22,33 @@ use serde_json::{json, Value};
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// HTTP method, upper case.
     pub method: String,
+    /// Path, as received (still percent-encoded).
     pub path: String,
+    /// Raw query string (empty when none).
     pub query: String,
+    /// Headers by lower-case name.
     pub headers: BTreeMap<String, String>,
+    /// Body as text.
     pub body: String,
+    /// When it arrived.
     pub at: Instant,
 }
 
 /// A canned response to inject.
 #[derive(Debug, Clone)]
 pub struct FakeResponse {
+    /// HTTP status.
     pub status: u16,
+    /// Headers to send.
     pub headers: Vec<(String, String)>,
+    /// Body as text.
     pub body: String,
 }
 
 impl FakeResponse {
+    /// An empty answer with `status`.
     pub fn new(status: u16) -> Self {
         FakeResponse {
             status,
@@ -47,11 +57,13 @@ impl FakeResponse {
         }
     }
 
+    /// With a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
+    /// With a JSON body (and its content type).
     pub fn json(mut self, body: Value) -> Self {
         self.body = body.to_string();
         self.headers
@@ -145,21 +157,27 @@ impl Fakes {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The server's root URL.
     pub fn url(&self) -> String {
         self.url.clone()
     }
+    /// Okta org URL (`okta.base_url`).
     pub fn okta_base(&self) -> String {
         format!("{}/okta", self.url)
     }
+    /// Slack Web API base (`slack.base_url`).
     pub fn slack_base(&self) -> String {
         format!("{}/slack/api", self.url)
     }
+    /// A Slack incoming webhook URL.
     pub fn slack_webhook(&self) -> String {
         format!("{}/slack/webhook/T000/B000/XXXX", self.url)
     }
+    /// PagerDuty Events API base (`pagerduty.events_url`).
     pub fn pd_events_base(&self) -> String {
         format!("{}/pd-events", self.url)
     }
+    /// PagerDuty REST API base (`pagerduty.api_url`).
     pub fn pd_api_base(&self) -> String {
         format!("{}/pd-api", self.url)
     }
@@ -183,10 +201,12 @@ impl Fakes {
         user.status_changed = chrono::Utc::now();
     }
 
+    /// The user's Okta status, if the user exists.
     pub fn user_status(&self, id: &str) -> Option<String> {
         self.lock().users.get(id).map(|u| u.status.clone())
     }
 
+    /// Members added to `group`, in order.
     pub fn group_members(&self, group: &str) -> Vec<String> {
         self.lock().groups.get(group).cloned().unwrap_or_default()
     }
@@ -222,6 +242,7 @@ impl Fakes {
             .count()
     }
 
+    /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
