@@ -429,7 +429,14 @@ impl Processor for LiveDetect {
             .is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL)
         {
             let users: u64 = self.partitions.values().map(|s| s.store.user_count()).sum();
-            crate::metrics::metrics().state_users.set(users as i64);
+            let bytes: usize = self
+                .partitions
+                .values()
+                .map(|s| s.store.approx_bytes())
+                .sum();
+            let metrics = crate::metrics::metrics();
+            metrics.state_users.set(users as i64);
+            metrics.state_bytes.set(bytes as i64);
             self.gauges_at = Some(Instant::now());
         }
         if !self.settings.snapshots {

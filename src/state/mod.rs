@@ -48,6 +48,18 @@ impl StateStore {
         let users = moka::sync::Cache::builder()
             .max_capacity(limits.max_users)
             .time_to_idle(limits.idle_ttl)
+            .eviction_listener(|_user, _state, cause| {
+                if cause.was_evicted() {
+                    let cause = match cause {
+                        moka::notification::RemovalCause::Size => "size",
+                        _ => "expired",
+                    };
+                    crate::metrics::metrics()
+                        .state_evictions
+                        .with_label_values(&[cause])
+                        .inc();
+                }
+            })
             .build();
         StateStore { features, users }
     }
