@@ -228,6 +228,9 @@ pub struct RespondConfig {
     pub group_id: String,
     /// Decision records consumed per batch at most.
     pub max_in_flight: usize,
+    /// Record every vendor request in the ledger instead of sending it, whatever credentials
+    /// are configured (shadow mode: try new policies against production traffic).
+    pub dry_run: bool,
     /// Okta user ids or logins that are never suspended, reset or expired, whatever a policy
     /// says (the policy pack has its own list; this one guards against a broken policy).
     pub protected_users: Vec<String>,
@@ -254,6 +257,7 @@ impl Default for RespondConfig {
         RespondConfig {
             group_id: "vigil-respond".into(),
             max_in_flight: 100,
+            dry_run: false,
             protected_users: Vec::new(),
             max_destructive_per_minute: 20,
             circuit_open_secs: 900,

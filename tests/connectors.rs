@@ -1033,3 +1033,46 @@ fn slack_reconciliation_reads_past_a_busy_page_and_admits_what_it_cannot_know() 
     }
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn shadow_mode_sends_nothing_whatever_credentials_are_configured() {
+    let fakes = Fakes::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        Some(path)
+    };
+    let okta = OktaConfig {
+        base_url: Some(fakes.okta_base()),
+        token_file: secret("okta", "okta-test-token"),
+        ..OktaConfig::default()
+    };
+    let slack = SlackConfig {
+        base_url: fakes.slack_base(),
+        channel: Some("C0SECURITY".into()),
+        token_file: secret("slack", "xoxb-test-token"),
+        ..SlackConfig::default()
+    };
+    let pagerduty = PagerDutyConfig {
+        events_url: fakes.pd_events_base(),
+        api_url: fakes.pd_api_base(),
+        routing_key_file: secret("pd", ROUTING_KEY),
+        ..PagerDutyConfig::default()
+    };
+    let timeout = Duration::from_secs(2);
+    let every_env = |_: &str| Some("from-the-environment".to_owned());
+    let live = Connectors::new(&okta, &slack, &pagerduty, timeout, &every_env).unwrap();
+    let shadow = Connectors::dry_run(&okta, &slack, &pagerduty, timeout).unwrap();
+    for kind in [
+        ActionKind::OktaSuspendUser,
+        ActionKind::SlackNotify,
+        ActionKind::PagerdutyTrigger,
+    ] {
+        assert!(!live.is_dry_run(kind), "{kind:?} has credentials");
+        assert!(shadow.is_dry_run(kind), "{kind:?} in shadow mode");
+        let executed = run(&shadow, &one("00uA", kind, json!({}))).unwrap();
+        assert_eq!(executed.outcome, Outcome::DryRun, "{kind:?}");
+    }
+    assert!(fakes.requests().is_empty(), "{:?}", fakes.requests());
+}

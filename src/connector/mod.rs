@@ -137,6 +137,31 @@ impl Connectors {
         })
     }
 
+    /// Connectors that only record requests, whatever credentials the files and the environment
+    /// hold (`respond.dry_run`: shadow mode, and `vigil demo`, which must never reach a vendor).
+    pub fn dry_run(
+        okta: &OktaConfig,
+        slack: &SlackConfig,
+        pagerduty: &PagerDutyConfig,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let okta = OktaConfig {
+            token_file: None,
+            ..okta.clone()
+        };
+        let slack = SlackConfig {
+            token_file: None,
+            webhook_url_file: None,
+            ..slack.clone()
+        };
+        let pagerduty = PagerDutyConfig {
+            routing_key_file: None,
+            api_token_file: None,
+            ..pagerduty.clone()
+        };
+        Self::new(&okta, &slack, &pagerduty, timeout, &|_| None)
+    }
+
     /// Whether `kind` would only be recorded (no credentials for its vendor).
     pub fn is_dry_run(&self, kind: ActionKind) -> bool {
         match vendor(kind) {

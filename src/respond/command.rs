@@ -76,13 +76,19 @@ pub fn run_stage(
         .thread_name("respond-io")
         .enable_all()
         .build()?;
-    let connectors = Arc::new(Connectors::new(
-        &config.okta,
-        &config.slack,
-        &config.pagerduty,
-        Duration::from_millis(config.respond.http_timeout_ms),
-        &|name| std::env::var(name).ok(),
-    )?);
+    let timeout = Duration::from_millis(config.respond.http_timeout_ms);
+    let connectors = Arc::new(if config.respond.dry_run {
+        info!("respond.dry_run: every vendor request is recorded in the ledger, none is sent");
+        Connectors::dry_run(&config.okta, &config.slack, &config.pagerduty, timeout)?
+    } else {
+        Connectors::new(
+            &config.okta,
+            &config.slack,
+            &config.pagerduty,
+            timeout,
+            &|name| std::env::var(name).ok(),
+        )?
+    });
     for (vendor, kind) in [
         ("okta", ActionKind::OktaSuspendUser),
         ("slack", ActionKind::SlackNotify),
