@@ -94,7 +94,8 @@ pub fn run_stage(
         ("slack", ActionKind::SlackNotify),
         ("pagerduty", ActionKind::PagerdutyTrigger),
     ] {
-        if connectors.is_dry_run(kind) {
+        // Asked-for dry run was logged above; an unintended one deserves a warning per vendor.
+        if connectors.is_dry_run(kind) && !config.respond.dry_run {
             warn!(
                 vendor,
                 "no credentials: dry run (requests are recorded in the ledger, not sent)"
