@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::info;
 
-/// `/healthz` (alive) and `/metrics` (Prometheus), which every Vigil HTTP server serves
-/// without authentication.
+/// `/healthz` (alive), `/readyz` (stages ready) and `/metrics` (Prometheus), which every Vigil
+/// HTTP server serves without authentication.
 pub fn admin_routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
     axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(crate::health::readyz))
         .route("/metrics", axum::routing::get(crate::metrics::handler))
 }
 

@@ -19,6 +19,7 @@ pub mod decision;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod health;
 pub mod http_server;
 pub mod ingest;
 pub mod kafka;

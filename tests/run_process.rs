@@ -145,6 +145,55 @@ token_file = "{slack_token}"
         metrics.contains("vigil_build_info{policy_revision=\"sha256:"),
         "{metrics}"
     );
+    promtool_check(&metrics);
+    // Ready: both groups joined, the broker answers, a policy revision is loaded.
+    let ready = client
+        .get(format!("http://127.0.0.1:{http_port}/readyz"))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().unwrap();
+    for stage in ["detect", "respond"] {
+        assert_eq!(ready["stages"][stage]["group_joined"], true, "{ready}");
+        assert_eq!(ready["stages"][stage]["broker"], "reachable", "{ready}");
+    }
+    assert!(
+        ready["policy_revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{ready}"
+    );
+    // Lag per partition of both groups, published every few seconds: everything is consumed.
+    let lag = |metrics: &str, topic: &str| -> Option<f64> {
+        let series: Vec<f64> = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("vigil_consumer_lag_records{")
+                    && l.contains(&format!("topic=\"{topic}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (series.len() == 8).then(|| series.iter().sum())
+    };
+    loop {
+        let metrics = client
+            .get(format!("http://127.0.0.1:{http_port}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if lag(&metrics, "okta.events") == Some(0.0)
+            && lag(&metrics, "vigil.decisions") == Some(0.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no lag of 0 on every partition:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert!(stage.terminate().success(), "a clean stop on SIGTERM");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -152,4 +201,30 @@ token_file = "{slack_token}"
         "says so"
     );
     assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+/// `promtool check metrics` (Prometheus' own linter: names, types, help, units) accepts the
+/// exposition.
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

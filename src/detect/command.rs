@@ -65,6 +65,7 @@ pub fn run_stage(
     let consumer_config = kafka::consumer_config(&config.kafka, &config.detect.group_id)?;
     let producer_config = kafka::producer_config(&config.kafka)?;
     let reader = PartitionReader::new(&kafka::reader_config(&config.kafka)?)?;
+    crate::health::health().needs_policy();
     let policy = load_policy(config)?;
     info!(
         revision = policy.revision(),
@@ -87,6 +88,7 @@ pub fn run_stage(
         shutdown.clone(),
     )?;
     crate::metrics::metrics().set_policy_revision(policy.revision());
+    crate::health::health().policy_loaded(policy.revision());
     let detector = Detector::new(policy, config.detect.limits()).with_overrides(overrides);
     let processor = LiveDetect::new(
         detector,

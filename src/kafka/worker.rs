@@ -12,10 +12,10 @@
 //! * graceful shutdown: when asked to stop it finishes the batch, lets the processor write its
 //!   last checkpoint, commits synchronously and leaves the group (on drop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -112,6 +112,8 @@ pub struct GroupContext {
     stage: &'static str,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: Mutex<Vec<(String, i32)>>,
+    /// An assignment arrived (even an empty one: the group was joined).
+    rebalanced: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -130,6 +132,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(partitions) => {
                 let list = partition_list(partitions);
                 info!(stage = self.stage, partitions = %describe(&list), "partitions assigned");
+                self.rebalanced.store(true, Ordering::Relaxed);
                 self.assigned
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -173,7 +176,20 @@ pub struct Worker<P: Processor> {
     /// A transaction is open (begun at the first record or offset of a batch, so an idle
     /// stage does not begin and commit an empty transaction every poll).
     in_transaction: std::cell::Cell<bool>,
+    /// The consumer group, for the lag metric.
+    group: String,
+    /// A subscribed topic, whose metadata request checks that the broker answers.
+    probe_topic: String,
+    /// Next offset to process per partition, for the lag metric.
+    positions: HashMap<(String, i32), i64>,
+    /// When lag and broker reachability were last looked at.
+    observed_at: Option<Instant>,
 }
+
+/// How often lag is published and the broker's reachability checked.
+const OBSERVE_INTERVAL: Duration = Duration::from_secs(5);
+/// A metadata request taking longer than this counts as the broker being unreachable.
+const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<P: Processor> Worker<P> {
     /// A worker consuming `topics` in the group of `consumer_config`; it stops when `shutdown`
@@ -190,7 +206,13 @@ impl<P: Processor> Worker<P> {
             stage: options.stage,
             revoked: Mutex::default(),
             assigned: Mutex::default(),
+            rebalanced: AtomicBool::new(false),
         };
+        crate::health::health().stage_started(options.stage);
+        let group = consumer_config
+            .get("group.id")
+            .unwrap_or_default()
+            .to_owned();
         let consumer: BaseConsumer<GroupContext> = consumer_config
             .create_with_context(context)
             .context("cannot create the Kafka consumer")?;
@@ -217,6 +239,10 @@ impl<P: Processor> Worker<P> {
             shutdown,
             summary: WorkerSummary::default(),
             in_transaction: std::cell::Cell::new(false),
+            group,
+            probe_topic: topics.first().map(|t| t.to_string()).unwrap_or_default(),
+            positions: HashMap::new(),
+            observed_at: None,
         })
     }
 
@@ -253,10 +279,9 @@ impl<P: Processor> Worker<P> {
                     for record in out.drain(..) {
                         in_flight.push(self.send(record)?);
                     }
-                    offsets.insert(
-                        (message.topic().to_owned(), message.partition()),
-                        message.offset() + 1,
-                    );
+                    let key = (message.topic().to_owned(), message.partition());
+                    self.positions.insert(key.clone(), message.offset() + 1);
+                    offsets.insert(key, message.offset() + 1);
                     timestamps.push(message.timestamp().to_millis().unwrap_or(-1));
                     self.summary.consumed += 1;
                 }
@@ -276,6 +301,10 @@ impl<P: Processor> Worker<P> {
                 self.processor
                     .revoked(topic, std::slice::from_ref(partition));
                 offsets.remove(&(topic.clone(), *partition));
+                self.positions.remove(&(topic.clone(), *partition));
+                let _ = crate::metrics::metrics()
+                    .consumer_lag
+                    .remove_label_values(&[&self.group, topic, &partition.to_string()]);
             }
             let assigned = std::mem::take(
                 &mut *self
@@ -288,6 +317,23 @@ impl<P: Processor> Worker<P> {
             for (topic, partition) in &assigned {
                 self.processor
                     .assigned(topic, std::slice::from_ref(partition));
+            }
+
+            if self
+                .consumer
+                .context()
+                .rebalanced
+                .swap(false, Ordering::Relaxed)
+            {
+                let owned = self.consumer.assignment().map_or(0, |a| a.count());
+                crate::health::health().assigned(self.options.stage, owned);
+            }
+            if self
+                .observed_at
+                .is_none_or(|at| at.elapsed() >= OBSERVE_INTERVAL)
+            {
+                self.observe();
+                self.observed_at = Some(Instant::now());
             }
 
             self.checkpoint(&mut out, &mut in_flight, false)?;
@@ -309,6 +355,69 @@ impl<P: Processor> Worker<P> {
                 );
                 return Ok((self.summary, self.processor));
             }
+        }
+    }
+
+    /// Check that the broker answers (for `/readyz`) and publish each assigned partition's
+    /// lag: its high watermark minus the next offset to process. A request per partition every
+    /// few seconds; none while the broker does not answer.
+    fn observe(&self) {
+        let reachable = self
+            .consumer
+            .fetch_metadata(Some(&self.probe_topic), REACHABILITY_TIMEOUT)
+            .map(drop)
+            .map_err(|e| e.to_string());
+        let answered = reachable.is_ok();
+        crate::health::health().broker(self.options.stage, reachable);
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        if !answered {
+            return;
+        }
+        // Partitions this instance has not processed a record of resume at the group's
+        // committed offset (one request for all of them), else at the start.
+        let mut unprocessed = TopicPartitionList::new();
+        for e in assignment.elements() {
+            if !self
+                .positions
+                .contains_key(&(e.topic().to_owned(), e.partition()))
+            {
+                unprocessed.add_partition(e.topic(), e.partition());
+            }
+        }
+        let committed = if unprocessed.count() > 0 {
+            self.consumer
+                .committed_offsets(unprocessed, REACHABILITY_TIMEOUT)
+                .ok()
+        } else {
+            None
+        };
+        for element in assignment.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let Ok((low, high)) =
+                self.consumer
+                    .fetch_watermarks(topic, partition, REACHABILITY_TIMEOUT)
+            else {
+                continue;
+            };
+            let position = self
+                .positions
+                .get(&(topic.to_owned(), partition))
+                .copied()
+                .or_else(|| {
+                    committed
+                        .as_ref()?
+                        .find_partition(topic, partition)?
+                        .offset()
+                        .to_raw()
+                        .filter(|&o| o >= 0)
+                })
+                .unwrap_or(low);
+            crate::metrics::metrics()
+                .consumer_lag
+                .with_label_values(&[&self.group, topic, &partition.to_string()])
+                .set((high - position).max(0));
         }
     }
 
