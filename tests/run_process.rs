@@ -107,13 +107,16 @@ token_file = "{slack_token}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let scrape = || {
+        client
+            .get(format!("http://127.0.0.1:{http_port}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
     // The metrics say what happened, in Prometheus' text format.
-    let metrics = client
-        .get(format!("http://127.0.0.1:{http_port}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = scrape();
     let value = |series: &str| -> f64 {
         metrics
             .lines()
@@ -177,12 +180,7 @@ token_file = "{slack_token}"
         (series.len() == 8).then(|| series.iter().sum())
     };
     loop {
-        let metrics = client
-            .get(format!("http://127.0.0.1:{http_port}/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = scrape();
         if lag(&metrics, "okta.events") == Some(0.0)
             && lag(&metrics, "vigil.decisions") == Some(0.0)
         {
