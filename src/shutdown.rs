@@ -40,3 +40,33 @@ pub fn on_signal() -> anyhow::Result<Arc<AtomicBool>> {
         })?;
     Ok(flag)
 }
+
+/// SIGHUPs received so far; the first call installs the handler (a SIGHUP no longer ends the
+/// process). Watchers compare the count with the one they last saw.
+pub fn hangups() -> anyhow::Result<Arc<std::sync::atomic::AtomicU64>> {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static HANGUPS: OnceLock<Arc<AtomicU64>> = OnceLock::new();
+    if let Some(count) = HANGUPS.get() {
+        return Ok(count.clone());
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let mut hangup = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    })?;
+    let seen = count.clone();
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                while hangup.recv().await.is_some() {
+                    info!("SIGHUP: reloading the policies");
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        })?;
+    Ok(HANGUPS.get_or_init(|| count).clone())
+}

@@ -44,15 +44,18 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<bool> {
 
 /// Load the policies named by the configuration.
 pub fn load_policy(config: &Config) -> anyhow::Result<Policy> {
-    let source = PolicySource::from_arg(config.detect.policies.as_deref());
-    Policy::load(
-        &source,
-        LoadOptions {
-            include_tests: false,
-            eval_timeout: Duration::from_millis(config.detect.eval_timeout_ms),
-        },
-    )
-    .context("cannot load the policies")
+    Policy::load(&policy_source(config), policy_options(config)).context("cannot load the policies")
+}
+
+fn policy_source(config: &Config) -> PolicySource {
+    PolicySource::from_arg(config.detect.policies.as_deref())
+}
+
+fn policy_options(config: &Config) -> LoadOptions {
+    LoadOptions {
+        include_tests: false,
+        eval_timeout: Duration::from_millis(config.detect.eval_timeout_ms),
+    }
 }
 
 /// The detect stage with `config`, until `shutdown` is set: the loop `vigil detect`, `vigil run`,
@@ -89,13 +92,23 @@ pub fn run_stage(
     )?;
     crate::metrics::metrics().set_policy_revision(policy.revision());
     crate::health::health().policy_loaded(policy.revision());
+    // SIGHUP or a changed file under the policy directory: a new revision, swapped in between
+    // events (or refused, keeping this one).
+    let reloads = crate::detect::reload::watch(
+        policy_source(config),
+        policy_options(config),
+        policy.revision().to_owned(),
+        crate::shutdown::hangups()?,
+        shutdown.clone(),
+    )?;
     let detector = Detector::new(policy, config.detect.limits()).with_overrides(overrides);
     let processor = LiveDetect::new(
         detector,
         config.topics.clone(),
         config.detect.clone(),
         reader,
-    )?;
+    )?
+    .with_reloads(reloads);
     let worker = Worker::new(
         &consumer_config,
         &producer_config,

@@ -27,8 +27,9 @@ use anyhow::Context as _;
 use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use super::reload::{self, PendingPolicy};
 use super::Detector;
 use crate::config::{DetectConfig, Topics};
 use crate::event::OktaEvent;
@@ -105,6 +106,8 @@ pub struct LiveDetect {
     /// When the state-size gauge was last updated (counting users settles the cache: not on
     /// every batch).
     gauges_at: Option<Instant>,
+    /// Where reloaded policy revisions wait to be swapped in.
+    reloads: Option<PendingPolicy>,
 }
 
 /// How often the state-size gauge is updated.
@@ -153,7 +156,34 @@ impl LiveDetect {
             partitions: BTreeMap::new(),
             counters: DetectCounters::default(),
             gauges_at: None,
+            reloads: None,
         })
+    }
+
+    /// Swap in the revisions `pending` offers, between events.
+    pub fn with_reloads(mut self, pending: PendingPolicy) -> Self {
+        self.reloads = Some(pending);
+        self
+    }
+
+    /// Swap in a reloaded revision if one waits. Its features must be the running ones: the
+    /// per-user state was computed by them.
+    fn take_reload(&mut self) {
+        let Some(policy) = self.reloads.as_ref().and_then(PendingPolicy::take) else {
+            return;
+        };
+        let from = self.detector.policy().revision().to_owned();
+        if policy.features().fingerprint() != self.features {
+            reload::record("refused");
+            error!(from = %from, to = policy.revision(), "policy reload refused: features.toml changed, and the per-user state was computed by the running features; restart the stage to use this revision");
+            return;
+        }
+        let to = policy.revision().to_owned();
+        self.detector.replace_policy(policy);
+        crate::metrics::metrics().set_policy_revision(&to);
+        crate::health::health().policy_loaded(&to);
+        reload::record("loaded");
+        info!(from = %from, to = %to, "policy revision swapped in: later events are evaluated by it");
     }
 
     /// What the stage has done so far.
@@ -322,6 +352,7 @@ impl LiveDetect {
 
 impl Processor for LiveDetect {
     fn process<M: Message>(&mut self, message: &M, out: &mut Vec<OutRecord>) -> anyhow::Result<()> {
+        self.take_reload();
         let partition = message.partition();
         if !self.partitions.contains_key(&partition) {
             let state = self.rebuild(partition, message.offset())?;
@@ -424,6 +455,8 @@ impl Processor for LiveDetect {
     }
 
     fn checkpoint(&mut self, out: &mut Vec<OutRecord>, closing: bool) -> anyhow::Result<()> {
+        // Also here, so an idle stage reports the new revision without waiting for an event.
+        self.take_reload();
         if self
             .gauges_at
             .is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL)

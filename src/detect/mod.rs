@@ -5,6 +5,7 @@ pub mod command;
 pub mod live;
 pub mod pipeline;
 mod rego_input;
+pub mod reload;
 
 pub use live::{DetectCounters, LiveDetect};
 pub use pipeline::{Detector, Outcome};

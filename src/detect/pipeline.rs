@@ -109,6 +109,11 @@ impl Detector {
         &self.policy
     }
 
+    /// Evaluate later events with `policy` (same features: the state stays valid).
+    pub fn replace_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// The policy in use, mutably (tests and coverage).
     pub fn policy_mut(&mut self) -> &mut Policy {
         &mut self.policy
