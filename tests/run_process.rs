@@ -55,7 +55,7 @@ token_file = "{slack_token}"
     )
     .unwrap();
     let log = dir.path().join("run.log");
-    let stage = Stage::start("run", &config, &log);
+    let stage = Stage::start("run --log-format json", &config, &log);
 
     let report = common::event(
         "report-1",
@@ -193,11 +193,37 @@ token_file = "{slack_token}"
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(stage.terminate().success(), "a clean stop on SIGTERM");
+    // JSON logs, one object per line; the first says the broker is the embedded one.
     let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
     assert!(
-        log.contains("embedded in-memory Kafka-protocol broker"),
-        "says so"
+        lines[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("embedded in-memory Kafka-protocol broker"),
+        "{}",
+        lines[0]
     );
+    // The ids join event → decision → action → result across the stages' lines.
+    let decision = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "decision" && l["fields"]["rule"] == "user_reported")
+        .unwrap_or_else(|| panic!("no decision line: {log}"));
+    assert_eq!(decision["fields"]["event"], "report-1");
+    let decision_id = decision["fields"]["decision_id"].as_str().unwrap();
+    for kind in ["okta.clear_sessions", "okta.reset_password"] {
+        let done = lines
+            .iter()
+            .find(|l| l["fields"]["message"] == "action done" && l["fields"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no result line for {kind}: {log}"));
+        assert_eq!(done["fields"]["decision"], decision_id, "{done}");
+        assert_eq!(done["fields"]["event"], "report-1", "{done}");
+        assert_eq!(done["fields"]["status"], "succeeded", "{done}");
+        assert!(done["fields"]["action"].as_str().unwrap().starts_with("a-"));
+    }
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 

@@ -204,7 +204,7 @@ impl LiveRespond {
         self.counters.reconciled += 1;
         match result {
             Ok(Reconciled::AlreadyDone(detail)) => {
-                info!(action = %action.action_id, kind = action.kind.as_str(), "interrupted action was already done");
+                info!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), "interrupted action was already done");
                 let mut done =
                     LedgerEntry::new(&decision, &action, Status::Succeeded, entry.due_at)
                         .because("reconciled after a restart: the vendor shows it done")
@@ -214,7 +214,7 @@ impl LiveRespond {
             }
             Ok(Reconciled::NotDone) => self.execute(p, &decision, &action, None, out),
             Ok(Reconciled::Unknown) => {
-                warn!(action = %action.action_id, kind = action.kind.as_str(), "interrupted action cannot be checked; repeating it marked as a possible repeat");
+                warn!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), "interrupted action cannot be checked; repeating it marked as a possible repeat");
                 self.execute(
                     p,
                     &decision,
@@ -275,7 +275,7 @@ impl LiveRespond {
             self.state(p)?
                 .due
                 .insert((due_at, action.action_id.clone()));
-            info!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, due_at = %due_at, "action scheduled");
+            info!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), target = %action.target, due_at = %due_at, "action scheduled");
             return Ok(());
         }
         self.execute(p, decision, action, None, out)
@@ -306,7 +306,7 @@ impl LiveRespond {
             };
             match self.cancel_reason(p, &decision, &action, entry.recorded_at) {
                 Ok(Some(reason)) => {
-                    info!(action = %action_id, kind = action.kind.as_str(), reason = %reason, "delayed action cancelled");
+                    info!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action_id, kind = action.kind.as_str(), reason = %reason, "delayed action cancelled");
                     self.finish(
                         p,
                         LedgerEntry::new(&decision, &action, Status::Cancelled, entry.due_at)
@@ -415,7 +415,7 @@ impl LiveRespond {
         {
             Verdict::Allow => {}
             Verdict::Refuse(reason) => {
-                warn!(action = %action.action_id, kind = action.kind.as_str(), reason = %reason, "action refused");
+                warn!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), reason = %reason, "action refused");
                 return self.finish(
                     p,
                     LedgerEntry::new(decision, action, Status::Refused, due_at).because(reason),
@@ -425,7 +425,7 @@ impl LiveRespond {
                 if opened {
                     self.alert_circuit_open(&reason);
                 }
-                warn!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, "action held by the open circuit");
+                warn!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), target = %action.target, "action held by the open circuit");
                 return self.finish(
                     p,
                     LedgerEntry::new(decision, action, Status::Held, due_at).because(reason),
@@ -452,7 +452,7 @@ impl LiveRespond {
                     Outcome::DryRun => Status::DryRun,
                     Outcome::Skipped => Status::Skipped,
                 };
-                info!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, status = status.as_str(), attempts = attempts.calls, "action done");
+                info!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), target = %action.target, status = status.as_str(), attempts = attempts.calls, "action done");
                 let mut entry =
                     LedgerEntry::new(decision, action, status, due_at).attempted(attempts);
                 entry.detail = executed.detail;
@@ -484,7 +484,7 @@ impl LiveRespond {
         out: &mut Vec<OutRecord>,
     ) -> anyhow::Result<()> {
         let reason = reason.unwrap_or_else(|| failure.to_string());
-        error!(action = %action.action_id, kind = action.kind.as_str(), target = %action.target, attempts = attempts.calls, reason = %reason, "action failed; dead-lettered");
+        error!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action.action_id, kind = action.kind.as_str(), target = %action.target, attempts = attempts.calls, reason = %reason, "action failed; dead-lettered");
         let calls = attempts.calls;
         let response = match &failure {
             Failure::Permanent { status, body, .. } => json!({"status": status, "body": body}),
