@@ -1,6 +1,7 @@
 //! Policy hot reload under load, on librdkafka's mock cluster: while events stream in, a
 //! changed rule takes effect mid-stream, a broken revision is refused while the running one
-//! keeps deciding, SIGHUP reloads, and every event is decided exactly once throughout.
+//! keeps deciding, SIGHUP reloads, a revision with other features is refused, and every event
+//! is decided exactly once throughout.
 //! (A test binary of its own: it reads the process's metrics and sends itself SIGHUP.)
 
 mod common;
@@ -128,6 +129,16 @@ fn a_changed_rule_takes_effect_mid_stream_and_a_broken_one_is_refused() {
         .unwrap();
     assert!(hup.success());
     wait_reloads("unchanged", unchanged + 1);
+    // A revision with other features is refused: the running state was computed by the old ones.
+    let features = dir.path().join("features.toml");
+    let text = std::fs::read_to_string(&features).unwrap();
+    std::fs::write(
+        &features,
+        text.replacen("window_secs = 600", "window_secs = 900", 1),
+    )
+    .unwrap();
+    wait_reloads("refused", 2);
+    wait_produced(60);
     stop_feed.store(true, Ordering::Relaxed);
     feed.join().unwrap();
     let total = produced.load(Ordering::Relaxed);

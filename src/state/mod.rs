@@ -399,10 +399,19 @@ mod tests {
             PARIS.0,
             PARIS.1,
         );
+        let evictions = || {
+            crate::metrics::metrics()
+                .state_evictions
+                .with_label_values(&["size"])
+                .get()
+        };
+        let before = evictions();
         for i in 0..1000 {
             s.observe(Some(&format!("u{i}")), &e);
         }
         assert!(s.user_count() <= 10, "{}", s.user_count());
         assert!(s.approx_bytes() > 0);
+        // Counted in the metric (other tests may add to it, never take away).
+        assert!(evictions() - before >= 990, "{}", evictions() - before);
     }
 }
