@@ -30,13 +30,22 @@ impl std::fmt::Debug for SharedSecret {
 
 /// A secret from `file` (trimmed) when configured, else from the environment variable `var`.
 pub fn load(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Option<String>> {
+    load_with(file, var, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] reading the environment through `env` (tests give connectors a fake one).
+pub fn load_with(
+    file: Option<&std::path::Path>,
+    var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<String>> {
     use anyhow::Context as _;
     let value = match file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the secret file {}", path.display()))?,
         ),
-        None => std::env::var(var).ok(),
+        None => env(var),
     };
     Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
 }

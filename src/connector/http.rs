@@ -46,17 +46,7 @@ pub fn load_secret(
     var: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Option<Secret>> {
-    let value = match file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the secret file {}", path.display()))?,
-        ),
-        None => env(var),
-    };
-    Ok(value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .map(Secret))
+    Ok(crate::shared_secret::load_with(file, var, env)?.map(Secret))
 }
 
 /// A configured base URL: http or https, no query, no fragment.

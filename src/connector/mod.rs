@@ -5,7 +5,7 @@
 //! request it would have sent is returned, credentials redacted, and nothing is sent.
 
 pub(crate) mod http;
-mod okta;
+pub(crate) mod okta;
 mod pagerduty;
 mod slack;
 

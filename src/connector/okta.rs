@@ -343,7 +343,7 @@ const MAX_RESET_WAIT: Duration = Duration::from_secs(120);
 
 /// How long from `now_ms` (Unix milliseconds) until `X-Rate-Limit-Reset` (Unix seconds):
 /// never negative, at most [`MAX_RESET_WAIT`]; `None` when the header is not a number.
-fn reset_wait(header: &str, now_ms: i64) -> Option<Duration> {
+pub(crate) fn reset_wait(header: &str, now_ms: i64) -> Option<Duration> {
     let reset: i64 = header.trim().parse().ok()?;
     let wait_ms = reset.saturating_mul(1000).saturating_sub(now_ms).max(0);
     Some(Duration::from_millis(wait_ms as u64).min(MAX_RESET_WAIT))

@@ -198,7 +198,9 @@ impl Poller {
             Some(self.authorization.expose().to_owned()),
         ));
         let answer = call.send(&self.client).await?;
-        let reset = reset_wait(answer.header("x-rate-limit-reset"));
+        let reset = answer.header("x-rate-limit-reset").and_then(|reset| {
+            crate::connector::okta::reset_wait(reset, Utc::now().timestamp_millis())
+        });
         let spent = answer.header("x-rate-limit-remaining") == Some("0");
         let next = answer.header("link").and_then(next_link);
         let after = if answer.status == 429 {
@@ -312,14 +314,6 @@ async fn pause(wait: Duration, shutdown: &AtomicBool) {
         tokio::time::sleep(Duration::from_millis(50).min(until - tokio::time::Instant::now()))
             .await;
     }
-}
-
-/// How long until `X-Rate-Limit-Reset` (Unix seconds).
-fn reset_wait(reset: Option<&str>) -> Option<Duration> {
-    let reset: i64 = reset?.trim().parse().ok()?;
-    Some(Duration::from_millis(
-        (reset * 1000 - Utc::now().timestamp_millis()).max(0) as u64,
-    ))
 }
 
 /// The `rel="next"` URL of a `Link` header.

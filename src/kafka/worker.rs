@@ -151,6 +151,11 @@ impl ConsumerContext for GroupContext {
     }
 }
 
+/// Empty a list the rebalance callback fills, returning what it held.
+fn take(list: &Mutex<Vec<(String, i32)>>) -> Vec<(String, i32)> {
+    std::mem::take(&mut *list.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
 fn partition_list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
@@ -289,14 +294,7 @@ impl<P: Processor> Worker<P> {
             self.deliver(&mut in_flight)?;
             self.record_latencies(&mut timestamps);
 
-            let revoked = std::mem::take(
-                &mut *self
-                    .consumer
-                    .context()
-                    .revoked
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            let revoked = take(&self.consumer.context().revoked);
             for (topic, partition) in &revoked {
                 self.processor
                     .revoked(topic, std::slice::from_ref(partition));
@@ -306,14 +304,7 @@ impl<P: Processor> Worker<P> {
                     .consumer_lag
                     .remove_label_values(&[&self.group, topic, &partition.to_string()]);
             }
-            let assigned = std::mem::take(
-                &mut *self
-                    .consumer
-                    .context()
-                    .assigned
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            let assigned = take(&self.consumer.context().assigned);
             for (topic, partition) in &assigned {
                 self.processor
                     .assigned(topic, std::slice::from_ref(partition));

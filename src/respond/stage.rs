@@ -100,7 +100,12 @@ pub struct LiveRespond {
     /// Ledger records for the worker to deliver with the batch.
     unsent: Vec<OutRecord>,
     counters: RespondCounters,
+    /// When the gauges were last set (reading the overrides table copies it: not every poll).
+    gauges_at: Option<Instant>,
 }
+
+/// How often the pending, circuit and overrides gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl LiveRespond {
     /// A processor with `parts`, for `topics`, configured by `config`.
@@ -119,6 +124,7 @@ impl LiveRespond {
             to_load: BTreeSet::new(),
             unsent: Vec::new(),
             counters: RespondCounters::default(),
+            gauges_at: None,
         }
     }
 
@@ -594,8 +600,15 @@ impl LiveRespond {
         (result, attempts)
     }
 
-    /// Pending actions, the circuit, overrides in force.
-    fn update_gauges(&self) {
+    /// Pending actions, the circuit, overrides in force (at most every [`GAUGE_INTERVAL`]).
+    fn update_gauges(&mut self) {
+        if self
+            .gauges_at
+            .is_some_and(|at| at.elapsed() < GAUGE_INTERVAL)
+        {
+            return;
+        }
+        self.gauges_at = Some(Instant::now());
         let metrics = crate::metrics::metrics();
         let pending: usize = self.partitions.values().map(|s| s.due.len()).sum();
         metrics.pending_actions.set(pending as i64);
