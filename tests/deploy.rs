@@ -20,6 +20,15 @@ fn yaml(path: &str) -> Yaml {
     serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The strings of a YAML list (a service's ports or volumes).
+fn strings(list: &Yaml) -> Vec<&str> {
+    list.as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect()
+}
+
 fn dashboard() -> Value {
     serde_json::from_slice(&std::fs::read(repo("dashboards/vigil.json")).unwrap()).unwrap()
 }
@@ -166,12 +175,7 @@ fn compose_wires_kafka_vigil_prometheus_and_grafana_together() {
     let targets = &prometheus["scrape_configs"][0]["static_configs"][0]["targets"];
     assert_eq!(targets[0].as_str().unwrap(), format!("vigil:{port}"));
     assert_eq!(prometheus["scrape_configs"][0]["metrics_path"], "/metrics");
-    let published: Vec<&str> = compose["services"]["vigil"]["ports"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(Yaml::as_str)
-        .collect();
+    let published = strings(&compose["services"]["vigil"]["ports"]);
     assert!(
         published.contains(&format!("{port}:{port}").as_str()),
         "{published:?}"
@@ -187,12 +191,7 @@ fn compose_wires_kafka_vigil_prometheus_and_grafana_together() {
     let path = provider["providers"][0]["options"]["path"]
         .as_str()
         .unwrap();
-    let grafana_volumes: Vec<&str> = compose["services"]["grafana"]["volumes"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(Yaml::as_str)
-        .collect();
+    let grafana_volumes = strings(&compose["services"]["grafana"]["volumes"]);
     assert!(
         grafana_volumes.contains(&format!("./dashboards:{path}:ro").as_str()),
         "{grafana_volumes:?}"
