@@ -91,6 +91,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<bool> {
 /// Every configured stage on its own thread until `shutdown` is set or one fails (then all
 /// stop, and the first error is returned).
 pub fn run_stages(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    run_stages_with(config, shutdown, true)
+}
+
+/// [`run_stages`], with ingest only when `ingest` (the demo feeds the events topic itself and
+/// must not open the hook port because a secret happens to be in the environment).
+pub fn run_stages_with(
+    config: &Config,
+    shutdown: Arc<AtomicBool>,
+    ingest: bool,
+) -> anyhow::Result<()> {
     let mut stages: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
     let mut spawn =
         |name: &'static str, f: Box<dyn FnOnce(Arc<AtomicBool>) -> anyhow::Result<()> + Send>| {
@@ -116,26 +126,30 @@ pub fn run_stages(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<
         "respond",
         Box::new(move |stop| crate::respond::command::run_stage(&c, stop).map(drop)),
     )?;
-    let hook_secret = crate::shared_secret::load(
-        config.ingest.hook_secret_file.as_deref(),
-        crate::ingest::hook::HOOK_SECRET_ENV,
-    )?;
+    let hook_secret = if ingest {
+        crate::shared_secret::load(
+            config.ingest.hook_secret_file.as_deref(),
+            crate::ingest::hook::HOOK_SECRET_ENV,
+        )?
+    } else {
+        None
+    };
     if hook_secret.is_some() {
         let c = config.clone();
         spawn(
             "ingest-hook",
             Box::new(move |stop| crate::ingest::command::run_hook(&c, stop)),
         )?;
-    } else {
+    } else if ingest {
         info!("Event Hook receiver off: no hook secret configured");
     }
-    if config.ingest.poll {
+    if ingest && config.ingest.poll {
         let c = config.clone();
         spawn(
             "ingest-poll",
             Box::new(move |stop| crate::ingest::command::run_poll(&c, stop).map(drop)),
         )?;
-    } else {
+    } else if ingest {
         info!("System Log poller off (ingest.poll = false)");
     }
     let mut first_error = None;

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{run, stderr, stdout};
+use common::{stderr, stdout};
 use serde_json::Value;
 
 /// The responses each attack must get (the product's playbook), at least.
@@ -54,15 +54,26 @@ fn the_demo_runs_the_pipeline_and_records_the_expected_requests() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
     // Fewer users than the default keep the debug build quick; 15 days let baselines learn.
-    let out = run(&[
-        "demo",
-        "--users",
-        "40",
-        "--days",
-        "15",
-        "--report",
-        report_path.to_str().unwrap(),
-    ]);
+    // Credentials in the environment change nothing: the demo never reaches a vendor (an Okta
+    // token without an Okta URL would even be a configuration error outside the demo).
+    let out = common::vigil()
+        .args([
+            "demo",
+            "--users",
+            "40",
+            "--days",
+            "15",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env("VIGIL_OKTA_TOKEN", "okta-token-in-the-environment")
+        .env("VIGIL_SLACK_TOKEN", "xoxb-in-the-environment")
+        .env(
+            "VIGIL_PAGERDUTY_ROUTING_KEY",
+            "routing-key-in-the-environment",
+        )
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for (attack, _) in EXPECTED {

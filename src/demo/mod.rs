@@ -195,7 +195,7 @@ fn spawn_stages(
     let config = config.clone();
     Ok(std::thread::Builder::new()
         .name("stages".into())
-        .spawn(move || crate::run::run_stages(&config, shutdown))?)
+        .spawn(move || crate::run::run_stages_with(&config, shutdown, false))?)
 }
 
 fn join(stages: JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
