@@ -36,7 +36,8 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// The whole pipeline on an embedded broker, fed simulated Okta traffic with attacks; connectors in dry run, nothing to configure.
+    /// The whole pipeline on an embedded broker, fed simulated Okta traffic with attacks;
+    /// connectors in dry run, nothing to configure.
     Demo(demo::DemoArgs),
     /// Run a file of Okta events through the policies and print the decisions (JSON lines).
     Replay(replay::ReplayArgs),
