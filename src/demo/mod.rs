@@ -86,7 +86,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     let scenario = Scenario::generate(args.users, args.days, args.seed, Utc::now())?;
     let total = scenario.records.len();
     println!(
-        "feeding {total} simulated events: {} users from {} until now; attacks in the last minutes: {}",
+        "feeding {total} simulated events: {} users from {} until now; attacks in the last day: {}",
         args.users,
         scenario.first.format("%Y-%m-%d %H:%M"),
         scenario
