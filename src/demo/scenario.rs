@@ -25,8 +25,8 @@ pub struct Scenario {
 
 impl Scenario {
     /// `users` × `days` of traffic with every attack, cut after the last attacker event and
-    /// shifted so that event happens at `now`: delayed actions fall due minutes from now, as
-    /// they would in production.
+    /// shifted so that event happens at `now`: the latest attack's delayed actions fall due in
+    /// minutes, as they would in production.
     pub fn generate(
         users: usize,
         days: u32,
