@@ -52,7 +52,7 @@ pub struct Metrics {
     pub overrides_active: IntGauge,
     /// Event Hook deliveries, by `result` (stored, unauthorized, malformed, unavailable).
     pub hook_deliveries: IntCounterVec,
-    /// Events brought in by ingest, by `source` (hook, poll).
+    /// Events brought in by ingest, by `source` (hook, poll, rekey).
     pub ingested_events: IntCounterVec,
     /// System Log pages fetched.
     pub poll_pages: IntCounter,

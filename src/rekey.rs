@@ -67,6 +67,10 @@ impl Processor for Rekey {
         } else {
             match keyed_events(payload, self.max_event_bytes) {
                 Ok(events) => {
+                    crate::metrics::metrics()
+                        .ingested_events
+                        .with_label_values(&[STAGE])
+                        .inc_by(events.len() as u64);
                     for event in events {
                         out.push(OutRecord::keyed(
                             &self.events_topic,
@@ -83,6 +87,10 @@ impl Processor for Rekey {
         if let Some((reason, error)) = fault {
             warn!(partition = message.partition(), offset = message.offset(), reason, error = %error, "bad upstream record sent to the DLQ");
             self.counters.dead_lettered += 1;
+            crate::metrics::metrics()
+                .dead_lettered
+                .with_label_values(&[STAGE, reason])
+                .inc();
             out.push(dlq_record(
                 &self.dlq_topic,
                 STAGE,
@@ -100,7 +108,14 @@ impl Processor for Rekey {
 pub fn run(args: &RekeyArgs) -> anyhow::Result<bool> {
     let config = Config::load(args.config.as_deref())?;
     let shutdown = crate::shutdown::on_signal()?;
-    let (summary, counters) = run_stage(&config, shutdown)?;
+    let admin = crate::http_server::spawn_admin(&config.http.listen, shutdown.clone())?;
+    let result = run_stage(&config, shutdown.clone());
+    // The HTTP server stops with the stage, whichever way the stage ended.
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(admin) = admin {
+        let _ = admin.join();
+    }
+    let (summary, counters) = result?;
     info!(
         consumed = summary.consumed,
         events = counters.events,

@@ -392,6 +392,19 @@ fn rekey_moves_unkeyed_pages_and_envelopes_to_one_keyed_record_per_event() {
 
     assert_eq!(counters.events, 6);
     assert_eq!(counters.dead_lettered, 1);
+    // Only this test re-keys in this process: the counters are its own.
+    let metrics = vigil::metrics::metrics();
+    assert_eq!(
+        metrics.ingested_events.with_label_values(&["rekey"]).get(),
+        6
+    );
+    assert_eq!(
+        metrics
+            .dead_lettered
+            .with_label_values(&["rekey", "invalid_json"])
+            .get(),
+        1
+    );
     assert_eq!(dlq[0].payload, b"{broken");
     assert_eq!(dlq[0].header(DLQ_STAGE), Some("rekey"));
     let mut partitions = std::collections::BTreeMap::<String, BTreeSet<i32>>::new();
