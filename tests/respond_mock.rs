@@ -831,3 +831,70 @@ fn a_webhook_post_that_cannot_be_checked_is_repeated_marked_as_a_possible_repeat
         messages[0]
     );
 }
+
+#[test]
+fn lag_is_published_while_the_stage_waits_on_a_slow_vendor() {
+    let mut s = setup("lagging", true);
+    s.config.respond.http_timeout_ms = 10_000;
+    let group = s.config.respond.group_id.clone();
+    let lag = || -> Option<i64> {
+        // Both partitions of the decisions topic, once the watcher has published them.
+        let metrics = vigil::metrics::metrics();
+        let parts: Vec<i64> = (0..2)
+            .filter_map(|p| {
+                let text = metrics.render();
+                let series = format!(
+                    "vigil_consumer_lag_records{{group=\"{group}\",partition=\"{p}\",topic=\"{}\"}} ",
+                    s.config.topics.decisions
+                );
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&series))
+                    .and_then(|v| v.parse().ok())
+            })
+            .collect();
+        (parts.len() == 2).then(|| parts.iter().sum())
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(Option<i64>) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ok(lag()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: lag {:?}",
+                lag()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let stage = respond(&s.config);
+    wait_for("idle stage publishes no lag", &|l| l == Some(0));
+    // Each clear-sessions call takes 4 s: the stage is busy with one batch for ~12 s and commits
+    // nothing meanwhile; lag must show it rather than wait for the loop to come back.
+    s.fakes.set_latency(Duration::from_secs(4));
+    let users = ["00uSLOW1", "00uSLOW2", "00uSLOW3"];
+    let decisions: Vec<Decision> = users
+        .iter()
+        .map(|u| {
+            decision(
+                u,
+                &format!("e-{u}"),
+                vec![act(ActionKind::OktaClearSessions, json!({}))],
+            )
+        })
+        .collect();
+    produce_decisions(&s.config, &decisions.iter().collect::<Vec<_>>());
+    // The watcher looks every 5 s; the third call starts at 8 s and nothing is committed
+    // before the batch ends, so its first look after the produce sees lag with calls pending.
+    wait_for("lag while the vendor is slow", &|l| {
+        l.is_some_and(|l| l >= 1)
+    });
+    assert!(
+        s.fakes.count_prefix("DELETE", "/okta/api/v1/users/00uSLOW") < 3,
+        "the lag was seen while calls were still in progress"
+    );
+    wait_for("no lag once done", &|l| l == Some(0));
+    stage.stop();
+    assert_eq!(
+        s.fakes.count_prefix("DELETE", "/okta/api/v1/users/00uSLOW"),
+        3
+    );
+}

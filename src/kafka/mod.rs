@@ -2,6 +2,7 @@
 //! and the consume → process → produce → commit loop ([`worker`]).
 
 pub mod admin;
+pub mod lag;
 pub mod reader;
 pub mod record;
 pub mod worker;

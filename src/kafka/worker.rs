@@ -12,10 +12,10 @@
 //! * graceful shutdown: when asked to stop it finishes the batch, lets the processor write its
 //!   last checkpoint, commits synchronously and leaves the group (on drop).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -181,20 +181,11 @@ pub struct Worker<P: Processor> {
     /// A transaction is open (begun at the first record or offset of a batch, so an idle
     /// stage does not begin and commit an empty transaction every poll).
     in_transaction: std::cell::Cell<bool>,
-    /// The consumer group, for the lag metric.
-    group: String,
-    /// A subscribed topic, whose metadata request checks that the broker answers.
-    probe_topic: String,
-    /// Next offset to process per partition, for the lag metric.
-    positions: HashMap<(String, i32), i64>,
-    /// When lag and broker reachability were last looked at.
-    observed_at: Option<Instant>,
+    /// The partitions this instance owns, for the lag watcher.
+    owned: super::lag::Owned,
+    /// Publishes lag and broker reachability; stops when the worker is dropped.
+    _lag: super::lag::Watcher,
 }
-
-/// How often lag is published and the broker's reachability checked.
-const OBSERVE_INTERVAL: Duration = Duration::from_secs(5);
-/// A metadata request taking longer than this counts as the broker being unreachable.
-const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<P: Processor> Worker<P> {
     /// A worker consuming `topics` in the group of `consumer_config`; it stops when `shutdown`
@@ -214,10 +205,13 @@ impl<P: Processor> Worker<P> {
             rebalanced: AtomicBool::new(false),
         };
         crate::health::health().stage_started(options.stage);
-        let group = consumer_config
-            .get("group.id")
-            .unwrap_or_default()
-            .to_owned();
+        let owned = super::lag::Owned::default();
+        let lag = super::lag::watch(
+            options.stage,
+            consumer_config,
+            topics.first().map(|t| t.to_string()).unwrap_or_default(),
+            owned.clone(),
+        )?;
         let consumer: BaseConsumer<GroupContext> = consumer_config
             .create_with_context(context)
             .context("cannot create the Kafka consumer")?;
@@ -244,10 +238,8 @@ impl<P: Processor> Worker<P> {
             shutdown,
             summary: WorkerSummary::default(),
             in_transaction: std::cell::Cell::new(false),
-            group,
-            probe_topic: topics.first().map(|t| t.to_string()).unwrap_or_default(),
-            positions: HashMap::new(),
-            observed_at: None,
+            owned,
+            _lag: lag,
         })
     }
 
@@ -284,9 +276,10 @@ impl<P: Processor> Worker<P> {
                     for record in out.drain(..) {
                         in_flight.push(self.send(record)?);
                     }
-                    let key = (message.topic().to_owned(), message.partition());
-                    self.positions.insert(key.clone(), message.offset() + 1);
-                    offsets.insert(key, message.offset() + 1);
+                    offsets.insert(
+                        (message.topic().to_owned(), message.partition()),
+                        message.offset() + 1,
+                    );
                     timestamps.push(message.timestamp().to_millis().unwrap_or(-1));
                     self.summary.consumed += 1;
                 }
@@ -299,10 +292,6 @@ impl<P: Processor> Worker<P> {
                 self.processor
                     .revoked(topic, std::slice::from_ref(partition));
                 offsets.remove(&(topic.clone(), *partition));
-                self.positions.remove(&(topic.clone(), *partition));
-                let _ = crate::metrics::metrics()
-                    .consumer_lag
-                    .remove_label_values(&[&self.group, topic, &partition.to_string()]);
             }
             let assigned = take(&self.consumer.context().assigned);
             for (topic, partition) in &assigned {
@@ -316,15 +305,11 @@ impl<P: Processor> Worker<P> {
                 .rebalanced
                 .swap(false, Ordering::Relaxed)
             {
-                let owned = self.consumer.assignment().map_or(0, |a| a.count());
-                crate::health::health().assigned(self.options.stage, owned);
-            }
-            if self
-                .observed_at
-                .is_none_or(|at| at.elapsed() >= OBSERVE_INTERVAL)
-            {
-                self.observe();
-                self.observed_at = Some(Instant::now());
+                let assignment = self.consumer.assignment().map(|a| partition_list(&a));
+                let assignment = assignment.unwrap_or_default();
+                crate::health::health().assigned(self.options.stage, assignment.len());
+                *self.owned.lock().unwrap_or_else(PoisonError::into_inner) =
+                    assignment.into_iter().collect();
             }
 
             self.checkpoint(&mut out, &mut in_flight, false)?;
@@ -346,69 +331,6 @@ impl<P: Processor> Worker<P> {
                 );
                 return Ok((self.summary, self.processor));
             }
-        }
-    }
-
-    /// Check that the broker answers (for `/readyz`) and publish each assigned partition's
-    /// lag: its high watermark minus the next offset to process. A request per partition every
-    /// few seconds; none while the broker does not answer.
-    fn observe(&self) {
-        let reachable = self
-            .consumer
-            .fetch_metadata(Some(&self.probe_topic), REACHABILITY_TIMEOUT)
-            .map(drop)
-            .map_err(|e| e.to_string());
-        let answered = reachable.is_ok();
-        crate::health::health().broker(self.options.stage, reachable);
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        if !answered {
-            return;
-        }
-        // Partitions this instance has not processed a record of resume at the group's
-        // committed offset (one request for all of them), else at the start.
-        let mut unprocessed = TopicPartitionList::new();
-        for e in assignment.elements() {
-            if !self
-                .positions
-                .contains_key(&(e.topic().to_owned(), e.partition()))
-            {
-                unprocessed.add_partition(e.topic(), e.partition());
-            }
-        }
-        let committed = if unprocessed.count() > 0 {
-            self.consumer
-                .committed_offsets(unprocessed, REACHABILITY_TIMEOUT)
-                .ok()
-        } else {
-            None
-        };
-        for element in assignment.elements() {
-            let (topic, partition) = (element.topic(), element.partition());
-            let Ok((low, high)) =
-                self.consumer
-                    .fetch_watermarks(topic, partition, REACHABILITY_TIMEOUT)
-            else {
-                continue;
-            };
-            let position = self
-                .positions
-                .get(&(topic.to_owned(), partition))
-                .copied()
-                .or_else(|| {
-                    committed
-                        .as_ref()?
-                        .find_partition(topic, partition)?
-                        .offset()
-                        .to_raw()
-                        .filter(|&o| o >= 0)
-                })
-                .unwrap_or(low);
-            crate::metrics::metrics()
-                .consumer_lag
-                .with_label_values(&[&self.group, topic, &partition.to_string()])
-                .set((high - position).max(0));
         }
     }
 
