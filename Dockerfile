@@ -3,7 +3,9 @@
 # detect.policies to use another).
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# librdkafka is compiled from source by rdkafka-sys (C toolchain, OpenSSL, zlib headers).
+# librdkafka is compiled from source by rdkafka-sys with its configure script and make (the
+# cmake-build feature is off, so no cmake): C toolchain, OpenSSL and zlib headers for the ssl and
+# libz features (zstd is built from source by zstd-sys), python3 for librdkafka's Makefile.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential pkg-config libssl-dev zlib1g-dev python3 \
     && rm -rf /var/lib/apt/lists/*
