@@ -147,6 +147,9 @@ pub struct DetectConfig {
     pub max_event_bytes: usize,
     /// Policy evaluation time bound per event, in milliseconds.
     pub eval_timeout_ms: u64,
+    /// Screen events with the rules compiled to regorus' VM (the interpreter still makes every
+    /// decision); `false` screens with the interpreter, several times slower.
+    pub compiled_screen: bool,
     /// Users tracked at most per partition.
     pub max_users: u64,
     /// A user with no event for this long (seconds of wall time) is forgotten.
@@ -178,6 +181,7 @@ impl Default for DetectConfig {
             policies: None,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             eval_timeout_ms: 100,
+            compiled_screen: true,
             max_users: limits.max_users,
             idle_ttl_secs: limits.idle_ttl.as_secs(),
             max_in_flight: 1000,

@@ -123,6 +123,8 @@ pub fn test_source(source: &PolicySource, filter: Option<&str>) -> anyhow::Resul
         // Tests run with coverage on, often in debug builds on busy machines: the production
         // bound per event would make them flaky, and a runaway test still ends.
         eval_timeout: TEST_EVAL_TIMEOUT,
+        // The production path: the dispatch check then compares the compiled screen too.
+        compiled_screen: true,
     };
     let bundle = source
         .read(true)

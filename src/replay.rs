@@ -48,6 +48,10 @@ pub struct ReplayArgs {
     /// Never draw the progress bar (it is only drawn when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Screen events with the interpreter instead of the rules compiled to regorus' VM (slower;
+    /// the decisions are the same, which this flag lets anyone check).
+    #[arg(long)]
+    pub interpreter_screen: bool,
 }
 
 /// What a replay did.
@@ -113,6 +117,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
         LoadOptions {
             include_tests: false,
             eval_timeout: Duration::from_millis(args.eval_timeout_ms),
+            compiled_screen: !args.interpreter_screen,
         },
     )
     .with_context(|| format!("cannot load policies from {source}"))?;

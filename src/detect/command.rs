@@ -55,6 +55,7 @@ fn policy_options(config: &Config) -> LoadOptions {
     LoadOptions {
         include_tests: false,
         eval_timeout: Duration::from_millis(config.detect.eval_timeout_ms),
+        compiled_screen: config.detect.compiled_screen,
     }
 }
 

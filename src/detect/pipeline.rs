@@ -76,14 +76,24 @@ impl Detector {
     }
 
     /// Also evaluate the entrypoint on every event and report any difference from the fast path
-    /// as an error of rule `vigil.dispatch` (slow; for `vigil policy test` and tests).
+    /// as an error of rule `vigil.dispatch`, and any rule the compiled screen would miss as an
+    /// error of rule `vigil.screen` (slow; for `vigil policy test` and tests).
     pub fn verify_dispatch(mut self, on: bool) -> Self {
         self.verify_dispatch = on;
         self
     }
 
     fn evaluate_verified(&mut self, event_type: &str, input: regorus::Value) -> Evaluation {
+        let misses = self.policy.screen_misses(event_type, input.clone());
         let mut fast = self.policy.evaluate(event_type, input.clone());
+        if !misses.is_empty() {
+            fast.errors.push(RuleError {
+                rule: "vigil.screen".into(),
+                message: format!(
+                    "the compiled screen finds nothing on this {event_type} event where the interpreter finds something or fails in {misses:?}: rewrite the construct regorus' VM gets wrong, or set compiled_screen = false"
+                ),
+            });
+        }
         let reference = self.policy.evaluate_exhaustive(input);
         if fast.findings != reference.findings {
             let rules = |e: &Evaluation| {

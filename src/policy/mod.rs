@@ -6,6 +6,7 @@
 
 mod bundle;
 mod finding;
+mod screen;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -17,6 +18,7 @@ pub use bundle::{Bundle, EMBEDDED_NAME};
 pub use finding::{ActionSpec, Finding};
 
 use regorus::utils::limits::ExecutionTimerConfig;
+use screen::{Screen, Verdict};
 
 use crate::state::{Features, FEATURES_FILE};
 
@@ -87,6 +89,9 @@ pub struct LoadOptions {
     pub include_tests: bool,
     /// Bound on one event's evaluation.
     pub eval_timeout: Duration,
+    /// Screen events with the rules compiled to regorus' VM, asking the interpreter only when
+    /// one may find something (see `screen.rs`); `false` screens with the interpreter.
+    pub compiled_screen: bool,
 }
 
 impl Default for LoadOptions {
@@ -94,6 +99,7 @@ impl Default for LoadOptions {
         LoadOptions {
             include_tests: false,
             eval_timeout: DEFAULT_EVAL_TIMEOUT,
+            compiled_screen: true,
         }
     }
 }
@@ -137,6 +143,7 @@ impl std::fmt::Display for PolicySource {
 #[derive(Clone)]
 pub struct Policy {
     engine: regorus::Engine,
+    screen: Screen,
     rules: Vec<Rule>,
     revision: String,
     features: Arc<Features>,
@@ -186,18 +193,20 @@ impl Policy {
         let data = serde_json::from_value::<regorus::Value>(bundle.data.clone())
             .map_err(|e| PolicyError::Rego(format!("data: {e}")))?;
         engine
-            .add_data(data)
+            .add_data(data.clone())
             .map_err(|e| PolicyError::Rego(e.to_string()))?;
-        engine.set_execution_timer_config(ExecutionTimerConfig {
+        let timer = ExecutionTimerConfig {
             limit: options.eval_timeout,
             // Reading the clock on every step costs ~10 % of evaluation; every 64 steps is plenty.
             check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-        });
+        };
+        engine.set_execution_timer_config(timer);
         let packages = engine
             .get_packages()
             .map_err(|e| PolicyError::Rego(e.to_string()))?;
         let mut policy = Policy {
             engine,
+            screen: Screen::interpreter_only(&[]),
             rules: Vec::new(),
             revision: bundle.revision,
             features: Arc::new(features),
@@ -210,6 +219,11 @@ impl Policy {
             policy.rules.push(rule);
         }
         policy.check(ENTRYPOINT)?;
+        policy.screen = if options.compiled_screen {
+            Screen::compile(&mut policy.engine, &policy.rules, data, timer)
+        } else {
+            Screen::interpreter_only(&policy.rules)
+        };
         Ok(policy)
     }
 
@@ -282,31 +296,66 @@ impl Policy {
     /// reported per rule.
     ///
     /// The result is that of the entrypoint, computed cheaply: first the rules that declare
-    /// `event_type` are evaluated alone; only when one of them finds something (or fails) is the
-    /// entrypoint evaluated, which adds the graduated response and the guards of `vigil.main`.
-    /// This equals evaluating the entrypoint on every event as long as rules only fire on the
-    /// types they declare and the response only reacts to findings — `vigil policy test` checks
-    /// both on every scenario event ([`Policy::evaluate_exhaustive`]).
+    /// `event_type` are screened one by one (compiled to regorus' VM where they compile, else in
+    /// the interpreter); only when one of them may find something (or fails) is the entrypoint
+    /// evaluated by the interpreter, which adds the graduated response and the guards of
+    /// `vigil.main`. This equals evaluating the entrypoint on every event as long as rules only
+    /// fire on the types they declare, the response only reacts to findings and the compiled
+    /// screen misses nothing the interpreter finds — `vigil policy test` checks all three on
+    /// every scenario event ([`Policy::evaluate_exhaustive`]).
     pub fn evaluate(&mut self, event_type: &str, input: regorus::Value) -> Evaluation {
+        if !self.wants(event_type) {
+            return Evaluation::default();
+        }
+        self.screen.set_input(input.clone());
         self.engine.set_input(input);
-        let mut screening = Evaluation::default();
         for i in 0..self.rules.len() {
-            if !self.rules[i].wants(event_type) {
+            if self.rules[i].wants(event_type) && self.may_find(i) {
+                return self.evaluate_entrypoint();
+            }
+        }
+        Evaluation::default()
+    }
+
+    /// Screen rule `index` on the current input: compiled where it compiled, else interpreted.
+    fn may_find(&mut self, index: usize) -> bool {
+        if self.screen.covers(index) {
+            self.screen.run(&self.rules[index]) == Verdict::Ask
+        } else {
+            self.interpreter_finds(index)
+        }
+    }
+
+    /// The rules that read `event_type` and on which the compiled screen says "nothing" while
+    /// the interpreter finds something or fails: detections the screen would hide. Empty is
+    /// right; `vigil policy test` and the tests check it on every event they replay.
+    pub fn screen_misses(&mut self, event_type: &str, input: regorus::Value) -> Vec<String> {
+        self.screen.set_input(input.clone());
+        self.engine.set_input(input);
+        let mut misses = Vec::new();
+        for i in 0..self.rules.len() {
+            if !self.rules[i].wants(event_type) || !self.screen.covers(i) {
                 continue;
             }
-            let path = self.rules[i].findings_path.clone();
-            match self.engine.eval_rule(path) {
-                Ok(value) => collect_findings(value, &self.rules[i].name, &mut screening),
-                Err(e) => screening.errors.push(RuleError {
-                    rule: self.rules[i].name.clone(),
-                    message: e.to_string(),
-                }),
+            if self.screen.run(&self.rules[i]) == Verdict::Nothing && self.interpreter_finds(i) {
+                misses.push(self.rules[i].name.clone());
             }
         }
-        if screening.findings.is_empty() && screening.errors.is_empty() {
-            return screening;
+        misses
+    }
+
+    /// Whether rule `index`, evaluated alone by the interpreter on the current input, finds
+    /// something or fails.
+    fn interpreter_finds(&mut self, index: usize) -> bool {
+        let rule = &self.rules[index];
+        match self.engine.eval_rule(rule.findings_path.clone()) {
+            Ok(value) => {
+                let mut found = Evaluation::default();
+                collect_findings(value, &rule.name, &mut found);
+                !found.findings.is_empty() || !found.errors.is_empty()
+            }
+            Err(_) => true,
         }
-        self.evaluate_entrypoint()
     }
 
     /// Evaluate the entrypoint itself, whatever the event type (the reference semantics).

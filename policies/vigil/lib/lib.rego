@@ -148,6 +148,15 @@ counter(name) := object.get(input.state, ["counters", name], 0)
 
 distinct_count(name) := object.get(input.state, ["distinct", name], 0)
 
+# This event's value of baseline `name` is new and the baseline is past learning. Test this
+# before `b := new_baseline_value(name)` in a body: regorus' compiled screen (RVM, 0.14) does not
+# stop a body at an assignment from an undefined function result (see src/policy/screen.rs).
+is_new_baseline_value(name) if {
+	b := input.state.baselines[name]
+	b.new == true
+	b.learning == false
+}
+
 # The baseline view of this event's value when it is new and the baseline is past learning.
 new_baseline_value(name) := b if {
 	b := input.state.baselines[name]

@@ -8,6 +8,7 @@ event_types := {"user.session.start"}
 findings contains f if {
 	input.state.baselines.asn.new == true # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
+	data.vigil.lib.is_new_baseline_value("asn")
 	b := data.vigil.lib.new_baseline_value("asn")
 	not data.vigil.lib.on_vpn
 	f := {

@@ -9,6 +9,7 @@ event_types := {"user.session.start"}
 findings contains f if {
 	input.state.baselines.country.new == true # cheap and selective first (see README)
 	data.vigil.lib.is_signin_success
+	data.vigil.lib.is_new_baseline_value("country")
 	b := data.vigil.lib.new_baseline_value("country")
 	not data.vigil.lib.on_vpn
 	f := {

@@ -7,8 +7,9 @@ package vigil.rules.new_device
 # The event types this rule reads: Vigil evaluates it for these only (policies/README.md).
 event_types := {"user.session.start"}
 
-new_parts[name] := b if {
+new_parts := {name: b |
 	some name in ["os", "browser"]
+	data.vigil.lib.is_new_baseline_value(name)
 	b := data.vigil.lib.new_baseline_value(name)
 }
 
