@@ -4,25 +4,27 @@
 //! The screen only decides whether the interpreter is asked at all; the decisions themselves
 //! always come from the interpreter (the reference semantics, the same as OPA's). That makes the
 //! screen safe to use as long as it never misses what the interpreter would find. RVM in regorus
-//! 0.14 is not exact: it lets some bodies succeed that should fail (an assignment from an
-//! undefined function result, `x := f(y)`, does not stop the body). Such a false alarm only costs
-//! an interpreter run. A miss would hide a detection, so `vigil policy test` compares the screened
-//! path with the full entrypoint on every scenario event, the test suite compares whole replays
-//! with and without the screen, and `LoadOptions::compiled_screen` turns it off.
+//! 0.14 is not exact: an assignment from an undefined expression (`x := f(y)`) does not stop the
+//! body. In a rule body that is a false alarm, which only costs an interpreter run. In an `else`
+//! chain it is a possible miss: the branch counts as taken, with an undefined value, instead of
+//! falling through to the `else`. And RVM does not raise the interpreter's runtime conflict
+//! errors (a complete rule or function defined twice with different values, or a partial object
+//! rule giving one key two values): it picks a value.
 //!
-//! RVM also does not raise the interpreter's runtime conflict errors (a complete rule or function
-//! defined twice with different values, or a partial object rule giving one key two values): it
-//! picks a value. So a rule is screened by the interpreter when its package defines something
-//! that can conflict, and every rule is when a package that is not a rule package does (a shared
-//! helper package, say). Likewise a rule that does not compile to RVM (a construct it does not
-//! support). Both are logged at load.
+//! So the policies are read at load: a rule is screened by the interpreter when its package has
+//! such an `else` chain or a definition that can conflict, and every rule is when a package other
+//! rules refer to has one (a shared helper package, say); likewise a rule that does not compile to
+//! RVM. All are logged at load. On top, `vigil policy test` compares the screen with the
+//! interpreter rule by rule on every scenario event, the test suite does so on a simulated
+//! fortnight and compares whole replays with and without the screen, and
+//! `LoadOptions::compiled_screen` turns it off.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
-use regorus::unstable::{Expr, Rule as RegoRule, RuleHead};
+use regorus::unstable::{Expr, Literal, LiteralStmt, Rule as RegoRule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use super::{Rule, RULES_PREFIX};
@@ -61,20 +63,23 @@ impl Screen {
     ) -> Self {
         let mut compiled = vec![false; rules.len()];
         let mut entry_points = Vec::new();
-        let conflicting = packages_that_can_conflict(engine);
-        if let Some(shared) = conflicting.iter().find(|p| !p.starts_with(RULES_PREFIX)) {
+        let unsafe_packages = packages_rvm_may_get_wrong(engine);
+        if let Some((package, why)) = unsafe_packages
+            .iter()
+            .find(|(p, _)| !p.starts_with(RULES_PREFIX) && referenced(engine, p))
+        {
             tracing::info!(
-                package = %shared,
-                "every rule screened by the interpreter: this package defines a rule that can conflict at runtime, which RVM does not report"
+                package = %package,
+                "every rule screened by the interpreter: this package has {why}, which RVM gets wrong"
             );
             return Screen::interpreter_only(rules);
         }
         for (i, rule) in rules.iter().enumerate() {
             let package = rule.findings_path.trim_end_matches(".findings");
-            if conflicting.contains(package) {
+            if let Some(why) = unsafe_packages.get(package) {
                 tracing::info!(
                     rule = %rule.name,
-                    "rule screened by the interpreter: its package defines a rule that can conflict at runtime, which RVM does not report"
+                    "rule screened by the interpreter: its package has {why}, which RVM gets wrong"
                 );
                 continue;
             }
@@ -180,7 +185,8 @@ impl Clone for Screen {
     }
 }
 
-/// Packages (`data.a.b`, test packages left out) with a definition that can fail at runtime
+/// Packages (`data.a.b`; test packages and `*_test.rego` files left out: rules never reference
+/// them, and `vigil policy test` loads them next to the rules) with a definition that can fail at runtime
 /// with a conflict: a complete rule or function defined more than once with a value other than
 /// `true` (except functions whose definitions take distinct literal arguments, like
 /// `level("page") := …`), or a partial object rule (`x[k] := v`: two values for one key).
@@ -188,10 +194,10 @@ fn packages_that_can_conflict(engine: &mut regorus::Engine) -> BTreeSet<String> 
     let mut definitions: BTreeMap<(String, String), Definitions> = BTreeMap::new();
     let mut partial_objects = BTreeSet::new();
     for module in engine.get_modules() {
-        let package = format!("data.{}", module.package.refr.span().text());
-        if package.ends_with("_test") {
+        if is_test_module(module) {
             continue;
         }
+        let package = package_path(module);
         for rule in &module.policy {
             let RegoRule::Spec { head, .. } = rule.as_ref() else {
                 continue;
@@ -267,6 +273,228 @@ fn literal(expr: &Expr) -> Option<String> {
     }
 }
 
+/// Packages whose rules RVM may get wrong in a way that hides a finding or an error, with why:
+/// a definition that can conflict ([`packages_that_can_conflict`]) or an `else` chain with a
+/// branch that may end undefined ([`may_end_undefined`]).
+fn packages_rvm_may_get_wrong(engine: &mut regorus::Engine) -> BTreeMap<String, &'static str> {
+    let mut found: BTreeMap<String, &'static str> = packages_that_can_conflict(engine)
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                "a rule that can conflict at runtime (RVM does not report it)",
+            )
+        })
+        .collect();
+    for module in engine.get_modules() {
+        if is_test_module(module) {
+            continue;
+        }
+        let package = package_path(module);
+        for rule in &module.policy {
+            let RegoRule::Spec { head, bodies, .. } = rule.as_ref() else {
+                continue;
+            };
+            if !bodies.iter().any(|b| b.is_else) {
+                continue;
+            }
+            let head_value = match head {
+                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => assign.as_ref(),
+                RuleHead::Set { .. } => None,
+            };
+            // Every branch but the last: an undefined end there must fall through to the else.
+            let branches = bodies.len().saturating_sub(1);
+            let risky = bodies.iter().take(branches).enumerate().any(|(i, body)| {
+                let value = if i == 0 {
+                    head_value
+                } else {
+                    body.assign.as_ref()
+                };
+                may_end_undefined(value.map(|a| &*a.value), &body.query.stmts)
+            });
+            if risky {
+                found.entry(package.clone()).or_insert(
+                    "an else chain with a branch that may end undefined (RVM does not fall through)",
+                );
+            }
+        }
+    }
+    found
+}
+
+/// Whether another module refers to `package` (`data.vigil.lib`): by its path, or by a path to
+/// one of its parents followed by `[` (`data.vigil.rules[name]`). Only then can its rules change
+/// what a rule package finds; one nobody refers to (`vigil.main`, the entrypoint) is evaluated by
+/// the interpreter anyway.
+fn referenced(engine: &mut regorus::Engine, package: &str) -> bool {
+    let parents: Vec<String> = package
+        .match_indices('.')
+        .map(|(i, _)| format!("{}[", &package[..i]))
+        .filter(|p| p != "data[")
+        .collect();
+    engine.get_modules().iter().any(|module| {
+        let text = module.package.span.source.contents();
+        package_path(module) != package
+            && !is_test_module(module)
+            && (text.contains(package) || parents.iter().any(|p| text.contains(p.as_str())))
+    })
+}
+
+/// Whether an `else`-chain branch with head `value` and `statements` may succeed with an
+/// undefined value, which RVM takes as the branch's result instead of trying the `else`: an
+/// assignment's variable is not used by a later statement (so nothing fails when the assigned
+/// expression is undefined), or the value is neither a literal nor made only of names the body
+/// uses (`{"channel": c} if { c := …; is_string(c) }` is fine).
+fn may_end_undefined(value: Option<&Expr>, statements: &[LiteralStmt]) -> bool {
+    let used_from = |from: usize| {
+        let mut used = BTreeSet::new();
+        for statement in &statements[from..] {
+            statement_names(statement, &mut used);
+        }
+        used
+    };
+    for (i, statement) in statements.iter().enumerate() {
+        let Literal::Expr { expr, .. } = &statement.literal else {
+            continue;
+        };
+        if let Expr::AssignExpr { lhs, .. } = expr.as_ref() {
+            let mut assigned = BTreeSet::new();
+            names(lhs, &mut assigned);
+            let later = used_from(i + 1);
+            if !matches!(lhs.as_ref(), Expr::Var { .. }) || !assigned.is_subset(&later) {
+                return true;
+            }
+        }
+    }
+    match value {
+        None => false,
+        Some(expr) if literal(expr).is_some() => false,
+        Some(expr) => {
+            let mut needed = BTreeSet::new();
+            names(expr, &mut needed);
+            !needed.is_subset(&used_from(0))
+        }
+    }
+}
+
+/// A test package or a `*_test.rego` file: rules never refer to those, and `vigil policy test`
+/// loads them next to the rules.
+fn is_test_module(module: &regorus::unstable::Module) -> bool {
+    package_path(module).ends_with("_test")
+        || module.package.span.source.file().ends_with("_test.rego")
+}
+
+/// `data.` + a module's package path, read from the syntax tree.
+fn package_path(module: &regorus::unstable::Module) -> String {
+    fn path(expr: &Expr) -> String {
+        match expr {
+            Expr::Var { value, .. } => value.as_string().map(|s| s.to_string()).unwrap_or_default(),
+            Expr::RefDot { refr, field, .. } => {
+                let field = field
+                    .1
+                    .as_string()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                format!("{}.{field}", path(refr))
+            }
+            Expr::RefBrack { refr, index, .. } => match index.as_ref() {
+                Expr::String { value, .. } => format!(
+                    "{}.{}",
+                    path(refr),
+                    value.as_string().map(|s| s.to_string()).unwrap_or_default()
+                ),
+                _ => format!("{}[?]", path(refr)),
+            },
+            _ => "?".into(),
+        }
+    }
+    format!("data.{}", path(&module.package.refr))
+}
+
+/// The variable names and field names a statement mentions.
+fn statement_names(statement: &LiteralStmt, out: &mut BTreeSet<String>) {
+    match &statement.literal {
+        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => names(expr, out),
+        Literal::SomeIn {
+            key,
+            value,
+            collection,
+            ..
+        } => membership_names(key.as_deref(), value, collection, out),
+        Literal::Every { domain, query, .. } => {
+            names(domain, out);
+            query.stmts.iter().for_each(|s| statement_names(s, out));
+        }
+        Literal::SomeVars { vars, .. } => out.extend(vars.iter().map(|v| v.text().to_owned())),
+    }
+}
+
+/// The names in `key, value in collection` (a `some … in` or a membership test).
+fn membership_names(
+    key: Option<&Expr>,
+    value: &Expr,
+    collection: &Expr,
+    out: &mut BTreeSet<String>,
+) {
+    key.iter().for_each(|k| names(k, out));
+    names(value, out);
+    names(collection, out);
+}
+
+/// The variable names and field names in an expression (`config.slack_channel` → both).
+fn names(expr: &Expr, out: &mut BTreeSet<String>) {
+    let text = |v: &regorus::Value| v.as_string().map(|s| s.to_string()).ok();
+    match expr {
+        Expr::Var { value, .. } => out.extend(text(value)),
+        Expr::RefDot { refr, field, .. } => {
+            names(refr, out);
+            out.extend(text(&field.1));
+        }
+        Expr::RefBrack { refr, index, .. } => {
+            names(refr, out);
+            names(index, out);
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().for_each(|i| names(i, out));
+        }
+        Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+            names(k, out);
+            names(v, out);
+        }),
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            names(term, out);
+            query.stmts.iter().for_each(|s| statement_names(s, out));
+        }
+        Expr::ObjectCompr {
+            key, value, query, ..
+        } => {
+            names(key, out);
+            names(value, out);
+            query.stmts.iter().for_each(|s| statement_names(s, out));
+        }
+        Expr::Call { fcn, params, .. } => {
+            names(fcn, out);
+            params.iter().for_each(|p| names(p, out));
+        }
+        Expr::UnaryExpr { expr, .. } => names(expr, out),
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            names(lhs, out);
+            names(rhs, out);
+        }
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => membership_names(key.as_deref(), value, collection, out),
+        // Literals (and any construct this list does not know) mention no name.
+        _ => {}
+    }
+}
+
 fn compile_program(
     engine: &mut regorus::Engine,
     entry_points: &[&str],
@@ -301,15 +529,9 @@ mod tests {
         engine
     }
 
-    fn conflicting(modules: &[&str]) -> Vec<String> {
-        packages_that_can_conflict(&mut engine(modules))
-            .into_iter()
-            .collect()
-    }
-
     #[test]
     fn definitions_that_can_conflict_are_found_per_package() {
-        let found = conflicting(&[
+        let found = packages_that_can_conflict(&mut engine(&[
             // Two values for one complete rule.
             "package a\nx := 1 if input.p\nx := 2 if input.q\n",
             // Two values for one function with variable arguments.
@@ -323,8 +545,58 @@ mod tests {
              s contains 1 if input.p\ns contains 2 if input.q\n",
             // Test packages are never referenced by rules.
             "package e_test\nx := 1 if input.p\nx := 2 if input.q\n",
+        ]));
+        assert_eq!(Vec::from_iter(found), ["data.a", "data.b", "data.c"]);
+        // Nor are fixtures in a *_test.rego file, whatever their package.
+        let mut fixtures = regorus::Engine::new();
+        fixtures.set_rego_v0(false);
+        fixtures
+            .add_policy(
+                "vigil/test/fixtures_test.rego".into(),
+                "package vigil.test.fixtures\nx := 1 if input.p\nx := 2 if input.q\n".into(),
+            )
+            .unwrap();
+        assert!(packages_that_can_conflict(&mut fixtures).is_empty());
+    }
+
+    #[test]
+    fn else_chains_whose_branch_may_end_undefined_are_found() {
+        let found = packages_rvm_may_get_wrong(&mut engine(&[
+            // The assigned variable is not checked: RVM takes the branch with an undefined value.
+            "package a\nh := v if { v := input.missing } else := \"d\"\n",
+            // The value is a call the body does not check.
+            "package b\nw(x) := input[x]\nh := w(\"k\") if { input.p } else := \"d\"\n",
+            // Checked assignments, a literal value, a value built from checked names, and a
+            // plain complete rule without else: all fine.
+            "package c\nh1 := v if { v := input.x; is_string(v) } else := \"d\"\n\
+             h2 := \"a\" if { input.flag == true } else := \"d\"\n\
+             h3 := {\"channel\": input.c} if { is_string(input.c) } else := {}\n\
+             h4 := v if { v := input.missing }\n",
+            // Only the last branch may be undefined: there is no else to fall through to.
+            "package d\nh := \"a\" if { input.p } else := input.missing\n",
+        ]));
+        assert_eq!(Vec::from_iter(found.into_keys()), ["data.a", "data.b"]);
+    }
+
+    #[test]
+    fn a_package_matters_only_when_a_module_other_than_tests_refers_to_it() {
+        let mut engine = engine(&[
+            "package vigil.lib\nx := 1\n",
+            "package vigil.rules.r\nfindings contains data.vigil.lib.x if input.p\n",
+            "package vigil.response\nall contains f if { some n; some f in data.vigil.rules[n].findings }\n",
+            "package vigil.main\ny := 1\n",
+            "package vigil.main_test\ntest_y if data.vigil.main.y == 1\n",
         ]);
-        assert_eq!(found, ["data.a", "data.b", "data.c"]);
+        assert!(referenced(&mut engine, "data.vigil.lib"));
+        assert!(
+            referenced(&mut engine, "data.vigil.rules.r"),
+            "through data.vigil.rules[n]"
+        );
+        assert!(!referenced(&mut engine, "data.vigil.response"));
+        assert!(
+            !referenced(&mut engine, "data.vigil.main"),
+            "its test does not count"
+        );
     }
 
     #[test]

@@ -39,10 +39,12 @@ debug_data := d if {
 } else := {}
 
 # A debugData value as text ("" when absent); Okta writes most of them as strings.
+# (`is_string(t)` checks what is assigned last in an else branch: see is_new_baseline_value.)
 debug_text(key) := t if {
 	v := debug_data[key]
 	v != null
 	t := sprintf("%v", [v])
+	is_string(t)
 } else := ""
 
 client_ip := object.get(input.event, ["client", "ipAddress"], null)
@@ -150,7 +152,8 @@ distinct_count(name) := object.get(input.state, ["distinct", name], 0)
 
 # This event's value of baseline `name` is new and the baseline is past learning. Test this
 # before `b := new_baseline_value(name)` in a body: regorus' compiled screen (RVM, 0.14) does not
-# stop a body at an assignment from an undefined function result (see src/policy/screen.rs).
+# stop a body at an assignment from an undefined expression (see src/policy/screen.rs and
+# policies/README.md), so what is assigned should be checked by a later statement.
 is_new_baseline_value(name) if {
 	b := input.state.baselines[name]
 	b.new == true
@@ -285,6 +288,7 @@ target_names := concat(", ", [n |
 first_text(values) := t if {
 	texts := [v | some v in values; is_string(v); v != ""]
 	t := texts[0]
+	is_string(t)
 } else := "?"
 
 # is_protected as a boolean, for evidence.

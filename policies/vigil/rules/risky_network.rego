@@ -48,8 +48,10 @@ signin_level if data.vigil.lib.is_signin_success
 
 signin_level if high_risk
 
-finding_weight := data.vigil.lib.weight("risky_network") if {
+finding_weight := w if {
 	signin_level
+	w := data.vigil.lib.weight("risky_network")
+	is_number(w) # checked, so an undefined weight falls through as in OPA (policies/README.md)
 } else := data.vigil.lib.weight("risky_network_attempt")
 
 findings contains f if {
