@@ -80,3 +80,38 @@ fn replay_decides_byte_for_byte_the_same_with_either_screen() {
     assert!(decisions.lines().count() > 20, "{decisions}");
     assert_eq!(decisions, stdout(&interpreted));
 }
+
+#[test]
+fn a_rule_regorus_vm_gets_wrong_still_fires_because_it_is_screened_by_the_interpreter() {
+    // RVM (regorus 0.14) takes the first branch of `label` with an undefined value instead of
+    // falling through to the else (src/policy/screen.rs has the unit test showing it), so a
+    // compiled screen would say "nothing" here. Vigil reads that at load and screens the rule
+    // with the interpreter: the finding is there, as on OPA.
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::policies_dir(), dir.path());
+    std::fs::write(
+        dir.path().join("vigil/rules/fallback.rego"),
+        "package vigil.rules.fallback\n\nevent_types := {\"user.session.start\"}\n\n\
+         label := v if {\n\tv := input.event.no_such_field\n} else := \"fallback\"\n\n\
+         findings contains f if {\n\tlabel == \"fallback\"\n\tinput.event.outcome.result == \"FAILURE\"\n\t\
+         f := {\"rule\": \"fallback\", \"severity\": \"low\", \"summary\": \"took the else\"}\n}\n",
+    )
+    .unwrap();
+    let events = dir.path().join("events.ndjson");
+    let line = common::event(
+        "e1",
+        "2026-03-02T09:00:00Z",
+        "user.session.start",
+        "00uscreenfallback001",
+        "FAILURE",
+    );
+    std::fs::write(&events, line.to_string()).unwrap();
+    let out = common::replay_with(&events, dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"rule\":\"fallback\""),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -579,6 +579,30 @@ mod tests {
     }
 
     #[test]
+    fn regorus_vm_does_not_fall_through_an_else_whose_branch_ends_undefined() {
+        // The bug the load-time reading guards against; if a regorus upgrade fixes it, this
+        // test says so and the check can be relaxed.
+        let text = "package vigil.rules.r\nlabel := v if { v := input.missing } else := \"d\"\n\
+                    findings contains 1 if label == \"d\"\n";
+        let mut engine = engine(&[text]);
+        let path = "data.vigil.rules.r.findings";
+        engine.set_input(regorus::Value::new_object());
+        let interpreted = engine.eval_rule(path.into()).unwrap();
+        assert!(
+            !finds_nothing(&interpreted),
+            "the interpreter takes the else: {interpreted}"
+        );
+        let program = compile_program(&mut engine, &[path]).unwrap();
+        let mut vm = RegoVM::new();
+        vm.load_program(program);
+        vm.set_data(regorus::Value::new_object()).unwrap();
+        vm.set_input(regorus::Value::new_object());
+        let compiled = vm.execute_entry_point_by_name(path).unwrap();
+        assert!(finds_nothing(&compiled), "RVM got it right: {compiled}");
+        assert!(packages_rvm_may_get_wrong(&mut engine).contains_key("data.vigil.rules.r"));
+    }
+
+    #[test]
     fn a_package_matters_only_when_a_module_other_than_tests_refers_to_it() {
         let mut engine = engine(&[
             "package vigil.lib\nx := 1\n",
