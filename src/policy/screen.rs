@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
-use regorus::unstable::{Expr, Literal, LiteralStmt, Rule as RegoRule, RuleHead};
+use regorus::unstable::{Expr, Literal, LiteralStmt, Rule as RegoRule, RuleBody, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use super::{Rule, RULES_PREFIX};
@@ -83,30 +83,42 @@ impl Screen {
                 );
                 continue;
             }
-            match compile_program(engine, &[rule.findings_path.as_str()]) {
-                Ok(_) => {
-                    compiled[i] = true;
-                    entry_points.push(rule.findings_path.as_str());
-                }
-                Err(e) => tracing::info!(
-                    rule = %rule.name,
-                    "rule screened by the interpreter (it does not compile to RVM: {e})"
-                ),
-            }
+            compiled[i] = true;
+            entry_points.push(rule.findings_path.as_str());
         }
-        let program = if entry_points.is_empty() {
-            None
-        } else {
-            match compile_program(engine, &entry_points) {
+        // All in one program; only if that fails, find out rule by rule which ones compile.
+        let mut program = compile_program(engine, &entry_points).ok();
+        if program.is_none() {
+            entry_points.clear();
+            for (i, rule) in rules.iter().enumerate() {
+                if !compiled[i] {
+                    continue;
+                }
+                match compile_program(engine, &[rule.findings_path.as_str()]) {
+                    Ok(_) => entry_points.push(rule.findings_path.as_str()),
+                    Err(e) => {
+                        compiled[i] = false;
+                        let why = e.to_string();
+                        tracing::info!(
+                            rule = %rule.name,
+                            "rule screened by the interpreter (it does not compile to RVM: {})",
+                            why.trim()
+                        );
+                    }
+                }
+            }
+            program = match compile_program(engine, &entry_points) {
                 Ok(program) => Some(program),
                 Err(e) => {
-                    // Each compiled alone; together they should too. If not, screen nothing.
-                    tracing::warn!("rules screened by the interpreter: {e}");
+                    if !entry_points.is_empty() {
+                        // Each compiled alone; together they should too. If not, screen nothing.
+                        tracing::warn!("rules screened by the interpreter: {e}");
+                    }
                     compiled.iter_mut().for_each(|c| *c = false);
                     None
                 }
-            }
-        };
+            };
+        }
         let mut screen = Screen {
             program,
             compiled,
@@ -193,45 +205,34 @@ impl Clone for Screen {
 fn packages_that_can_conflict(engine: &mut regorus::Engine) -> BTreeSet<String> {
     let mut definitions: BTreeMap<(String, String), Definitions> = BTreeMap::new();
     let mut partial_objects = BTreeSet::new();
-    for module in engine.get_modules() {
-        if is_test_module(module) {
-            continue;
-        }
-        let package = package_path(module);
-        for rule in &module.policy {
-            let RegoRule::Spec { head, .. } = rule.as_ref() else {
-                continue;
-            };
-            let (name, assign, args) = match head {
-                RuleHead::Compr { refr, assign, .. } => (refr.span().text(), assign, None),
-                RuleHead::Func {
-                    refr, assign, args, ..
-                } => {
-                    let literals: Option<Vec<String>> = args.iter().map(|a| literal(a)).collect();
-                    (refr.span().text(), assign, literals.map(|l| l.join(",")))
-                }
-                RuleHead::Set { .. } => continue,
-            };
-            if name.contains('[') {
-                partial_objects.insert(package.clone());
-                continue;
+    for_each_definition(engine, |package, head, _| {
+        let (name, assign, args) = match head {
+            RuleHead::Compr { refr, assign, .. } => (ref_path(refr), assign, None),
+            RuleHead::Func {
+                refr, assign, args, ..
+            } => {
+                let literals: Option<Vec<String>> = args.iter().map(|a| literal(a)).collect();
+                (ref_path(refr), assign, literals.map(|l| l.join(",")))
             }
-            let valued = assign
-                .as_ref()
-                .is_some_and(|a| literal(&a.value).as_deref() != Some("true"));
-            let entry = definitions
-                .entry((package.clone(), name.to_owned()))
-                .or_default();
-            entry.count += 1;
-            entry.valued |= valued;
-            match args {
-                Some(args) => {
-                    entry.distinct_literal_args &= entry.literal_args.insert(args);
-                }
-                None => entry.distinct_literal_args = false,
-            }
+            RuleHead::Set { .. } => return,
+        };
+        if name.contains('[') {
+            partial_objects.insert(package.to_owned());
+            return;
         }
-    }
+        let valued = assign
+            .as_ref()
+            .is_some_and(|a| literal(&a.value).as_deref() != Some("true"));
+        let entry = definitions.entry((package.to_owned(), name)).or_default();
+        entry.count += 1;
+        entry.valued |= valued;
+        match args {
+            Some(args) => {
+                entry.distinct_literal_args &= entry.literal_args.insert(args);
+            }
+            None => entry.distinct_literal_args = false,
+        }
+    });
     definitions
         .into_iter()
         .filter(|(_, d)| d.count > 1 && d.valued && !d.distinct_literal_args)
@@ -286,40 +287,50 @@ fn packages_rvm_may_get_wrong(engine: &mut regorus::Engine) -> BTreeMap<String, 
             )
         })
         .collect();
+    for_each_definition(engine, |package, head, bodies| {
+        if !bodies.iter().any(|b| b.is_else) {
+            return;
+        }
+        let head_value = match head {
+            RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => assign.as_ref(),
+            RuleHead::Set { .. } => None,
+        };
+        // Every branch but the last: an undefined end there must fall through to the else.
+        let branches = bodies.len().saturating_sub(1);
+        let risky = bodies.iter().take(branches).enumerate().any(|(i, body)| {
+            let value = if i == 0 {
+                head_value
+            } else {
+                body.assign.as_ref()
+            };
+            may_end_undefined(value.map(|a| &*a.value), &body.query.stmts)
+        });
+        if risky {
+            found.entry(package.to_owned()).or_insert(
+                "an else chain with a branch that may end undefined (RVM does not fall through)",
+            );
+        }
+    });
+    found
+}
+
+/// Call `visit(package, head, bodies)` for every rule definition outside test modules (default
+/// rules, which cannot conflict or chain, left out).
+fn for_each_definition(
+    engine: &mut regorus::Engine,
+    mut visit: impl FnMut(&str, &RuleHead, &[RuleBody]),
+) {
     for module in engine.get_modules() {
         if is_test_module(module) {
             continue;
         }
         let package = package_path(module);
         for rule in &module.policy {
-            let RegoRule::Spec { head, bodies, .. } = rule.as_ref() else {
-                continue;
-            };
-            if !bodies.iter().any(|b| b.is_else) {
-                continue;
-            }
-            let head_value = match head {
-                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => assign.as_ref(),
-                RuleHead::Set { .. } => None,
-            };
-            // Every branch but the last: an undefined end there must fall through to the else.
-            let branches = bodies.len().saturating_sub(1);
-            let risky = bodies.iter().take(branches).enumerate().any(|(i, body)| {
-                let value = if i == 0 {
-                    head_value
-                } else {
-                    body.assign.as_ref()
-                };
-                may_end_undefined(value.map(|a| &*a.value), &body.query.stmts)
-            });
-            if risky {
-                found.entry(package.clone()).or_insert(
-                    "an else chain with a branch that may end undefined (RVM does not fall through)",
-                );
+            if let RegoRule::Spec { head, bodies, .. } = rule.as_ref() {
+                visit(&package, head, bodies);
             }
         }
     }
-    found
 }
 
 /// Whether another module refers to `package` (`data.vigil.lib`): by its path, or by a path to
@@ -384,31 +395,24 @@ fn is_test_module(module: &regorus::unstable::Module) -> bool {
         || module.package.span.source.file().ends_with("_test.rego")
 }
 
-/// `data.` + a module's package path, read from the syntax tree.
+/// `data.` + a module's package path.
 fn package_path(module: &regorus::unstable::Module) -> String {
-    fn path(expr: &Expr) -> String {
-        match expr {
-            Expr::Var { value, .. } => value.as_string().map(|s| s.to_string()).unwrap_or_default(),
-            Expr::RefDot { refr, field, .. } => {
-                let field = field
-                    .1
-                    .as_string()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                format!("{}.{field}", path(refr))
-            }
-            Expr::RefBrack { refr, index, .. } => match index.as_ref() {
-                Expr::String { value, .. } => format!(
-                    "{}.{}",
-                    path(refr),
-                    value.as_string().map(|s| s.to_string()).unwrap_or_default()
-                ),
-                _ => format!("{}[?]", path(refr)),
-            },
-            _ => "?".into(),
-        }
+    format!("data.{}", ref_path(&module.package.refr))
+}
+
+/// A reference as a dotted path read from the syntax tree (source spans are not always exact):
+/// `a.b["c"]` → `a.b.c`, a variable index → `[?]` (`parts[k]` → `parts[?]`).
+fn ref_path(expr: &Expr) -> String {
+    let text = |v: &regorus::Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+    match expr {
+        Expr::Var { value, .. } => text(value),
+        Expr::RefDot { refr, field, .. } => format!("{}.{}", ref_path(refr), text(&field.1)),
+        Expr::RefBrack { refr, index, .. } => match index.as_ref() {
+            Expr::String { value, .. } => format!("{}.{}", ref_path(refr), text(value)),
+            _ => format!("{}[?]", ref_path(refr)),
+        },
+        _ => "?".into(),
     }
-    format!("data.{}", path(&module.package.refr))
 }
 
 /// The variable names and field names a statement mentions.
@@ -495,11 +499,15 @@ fn names(expr: &Expr, out: &mut BTreeSet<String>) {
     }
 }
 
+/// One RVM program with `entry_points` (none: an error).
 fn compile_program(
     engine: &mut regorus::Engine,
     entry_points: &[&str],
 ) -> anyhow::Result<Arc<Program>> {
-    let first = entry_points.first().copied().unwrap_or_default();
+    let first = entry_points
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no rule to compile"))?;
     let policy = engine.compile_with_entrypoint(&regorus::Rc::from(first))?;
     Compiler::compile_from_policy(&policy, entry_points).map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -161,11 +161,7 @@ is_new_baseline_value(name) if {
 }
 
 # The baseline view of this event's value when it is new and the baseline is past learning.
-new_baseline_value(name) := b if {
-	b := input.state.baselines[name]
-	b.new == true
-	b.learning == false
-}
+new_baseline_value(name) := input.state.baselines[name] if is_new_baseline_value(name)
 
 risk_score := s if {
 	s := input.state.risk.score
