@@ -154,6 +154,10 @@ pub struct DetectConfig {
     pub max_users: u64,
     /// A user with no event for this long (seconds of wall time) is forgotten.
     pub idle_ttl_secs: u64,
+    /// The same Okta event (uuid, eventType, published) seen again within this many seconds of
+    /// event time is a repeat: it changes no state and makes no decision. Never shorter than
+    /// the longest sliding window `features.toml` declares.
+    pub dedup_window_secs: u64,
     /// Events in flight at most (processed but not yet acknowledged by the broker).
     pub max_in_flight: usize,
     /// Write state snapshots at most this often per partition (seconds).
@@ -184,6 +188,7 @@ impl Default for DetectConfig {
             compiled_screen: true,
             max_users: limits.max_users,
             idle_ttl_secs: limits.idle_ttl.as_secs(),
+            dedup_window_secs: limits.dedup_window.as_secs(),
             max_in_flight: 1000,
             snapshot_interval_secs: 10,
             snapshots: true,
@@ -200,6 +205,7 @@ impl DetectConfig {
         StateLimits {
             max_users: self.max_users,
             idle_ttl: Duration::from_secs(self.idle_ttl_secs),
+            dedup_window: Duration::from_secs(self.dedup_window_secs),
         }
     }
 }

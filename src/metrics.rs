@@ -22,6 +22,9 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Records dead-lettered, by `stage` and `reason`.
     pub dead_lettered: IntCounterVec,
+    /// Events detect ignored as repeats of an event already applied (same uuid, eventType,
+    /// published).
+    pub repeated_events: IntCounter,
     /// Policy evaluation time per evaluated event.
     pub evaluation_seconds: Histogram,
     /// Decisions, by `rule` and `severity`.
@@ -139,7 +142,15 @@ impl Metrics {
             IntCounter::new("vigil_poll_pages_total", "System Log pages fetched.")
                 .expect("a valid metric"),
         );
+        let repeated_events = r.add(
+            IntCounter::new(
+                "vigil_repeated_events_total",
+                "Events detect ignored as repeats of one already applied (same uuid, eventType and published).",
+            )
+            .expect("a valid metric"),
+        );
         Metrics {
+            repeated_events,
             events: r.counter(
                 "vigil_events_total",
                 "Events consumed by detect.",

@@ -45,6 +45,11 @@ pub struct ReplayArgs {
     /// Users tracked at most (replay is deterministic while the file has fewer users).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_users: u64,
+    /// An event seen again (same uuid, eventType and published) within this many seconds of
+    /// event time is a repeat: ignored and counted in the summary (at least the longest
+    /// feature window).
+    #[arg(long, default_value_t = crate::state::DEFAULT_DEDUP_WINDOW.as_secs())]
+    pub dedup_window_secs: u64,
     /// Never draw the progress bar (it is only drawn when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
@@ -61,6 +66,8 @@ pub struct ReplaySummary {
     pub events: u64,
     /// Events the policies evaluated.
     pub evaluated: u64,
+    /// Events seen before (same uuid, eventType and published): no state change, no decision.
+    pub repeats: u64,
     /// Decisions written.
     pub decisions: u64,
     /// Decisions per rule.
@@ -93,9 +100,10 @@ impl ReplaySummary {
             }
         };
         format!(
-            "replay: {} events ({} evaluated), {} decisions, {} bad records, {} rule errors in {:.2} s ({:.0} events/s)\n  decisions by rule: {}\n  bad records by reason: {}\n  rule errors by rule: {}\n  policy revision: {}",
+            "replay: {} events ({} evaluated, {} repeats ignored), {} decisions, {} bad records, {} rule errors in {:.2} s ({:.0} events/s)\n  decisions by rule: {}\n  bad records by reason: {}\n  rule errors by rule: {}\n  policy revision: {}",
             self.events,
             self.evaluated,
+            self.repeats,
             self.decisions,
             self.bad_record_count(),
             self.rule_errors.values().sum::<u64>(),
@@ -124,6 +132,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
     let revision = policy.revision().to_owned();
     let limits = StateLimits {
         max_users: args.max_users,
+        dedup_window: Duration::from_secs(args.dedup_window_secs),
         ..StateLimits::default()
     };
     let mut detector = Detector::new(policy, limits);
@@ -220,6 +229,9 @@ pub fn replay(
         };
         summary.events += 1;
         let outcome = detector.process(&record.event, inputs_out.is_some());
+        if outcome.repeat {
+            summary.repeats += 1;
+        }
         if outcome.evaluated {
             summary.evaluated += 1;
         }

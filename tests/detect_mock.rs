@@ -314,6 +314,68 @@ fn a_restart_keeps_the_window_by_rereading_events_without_snapshots() {
     restart_keeps_the_window(false);
 }
 
+/// Every event twice: the copy (re-serialized) placed 1 to `spread` records after its original,
+/// as Okta's hook retries, hook and poller together, or a re-read page deliver it.
+fn delivered_twice(events: &[Value], spread: usize) -> Vec<Value> {
+    let mut placed: Vec<(usize, u8, Value)> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        placed.push((i, 0, event.clone()));
+        // A fixed scatter: tests stay reproducible, copies land at every distance.
+        placed.push((i + 1 + (i * 37) % spread, 1, event.clone()));
+    }
+    placed.sort_by_key(|(at, copy, _)| (*at, *copy));
+    placed.into_iter().map(|(_, _, event)| event).collect()
+}
+
+fn repeats_change_nothing_across_a_restart(snapshots: bool) {
+    let (_cluster, bootstrap) = cluster();
+    let mut config = config(
+        &bootstrap,
+        if snapshots { "rep-snap" } else { "rep-nosnap" },
+    );
+    config.detect.snapshots = snapshots;
+    create_mock_topics(&_cluster, &config, 3);
+    let events = simulated_events(25, 2, 7);
+    let expected = replay_decisions(&events);
+    let twice = delivered_twice(&events, 200);
+    let half = twice.len() / 2;
+    let group = config.detect.group_id.clone();
+    let topic = config.topics.events.clone();
+
+    produce(&config, &topic, &keyed(&twice[..half]));
+    let (_, before) = detect(&config).stop_after(|| {
+        wait_committed(&config, &group, &topic, half as i64);
+    });
+    // The rest after a restart: an original before it, its copy after, must still count once.
+    produce(&config, &topic, &keyed(&twice[half..]));
+    let (_, after) = detect(&config).stop_after(|| {
+        wait_committed(&config, &group, &topic, twice.len() as i64);
+    });
+
+    let got = decisions_on(&config, expected.len());
+    assert_eq!(got.len(), expected.len(), "no decision added or lost");
+    assert_eq!(
+        canonical(&got),
+        canonical(&expected),
+        "the decisions of single delivery"
+    );
+    let ignored = before.repeats + after.repeats + after.skipped_in_snapshot;
+    assert!(
+        before.repeats > 0 && after.repeats > 0 && ignored >= events.len() as u64,
+        "every copy is recognised on both sides of the restart: {before:?} {after:?}"
+    );
+}
+
+#[test]
+fn an_event_delivered_twice_decides_once_even_across_a_restart_with_snapshots() {
+    repeats_change_nothing_across_a_restart(true);
+}
+
+#[test]
+fn an_event_delivered_twice_decides_once_even_across_a_restart_without_snapshots() {
+    repeats_change_nothing_across_a_restart(false);
+}
+
 #[test]
 fn a_broker_outage_delays_decisions_but_loses_none() {
     let (cluster, bootstrap) = cluster();

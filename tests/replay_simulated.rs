@@ -290,3 +290,61 @@ fn the_recorded_inputs_reproduce_every_decision() {
     reproduced.sort();
     assert_eq!(emitted, reproduced);
 }
+
+#[test]
+fn every_event_delivered_twice_decides_exactly_as_once() {
+    // Okta retries an Event Hook delivery it did not see acknowledged, the hook and the poller may
+    // both deliver an event, a poller re-reads a page after a restart: the same event arrives
+    // twice, re-serialized, some way after the original. Counting it twice would double the risk
+    // score and a new decision (a new id) could ask for a lockout.
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, simulation) = simulate(dir.path(), 60, 14, &Attack::ALL, OutputFormat::Ndjson);
+    let (once, once_text, once_err) = replay(&path, &[]);
+    let rules: std::collections::BTreeSet<&str> =
+        once.iter().map(|d| d["rule"].as_str().unwrap()).collect();
+    assert!(
+        rules.contains("user_reported") && rules.contains("admin_privilege_granted"),
+        "the fortnight has the attacks whose repeat once suspended a user: {rules:?}"
+    );
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let seed: u64 = rand::rng().random();
+    eprintln!("placement seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut placed: Vec<(usize, u8, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        placed.push((i, 0, line.to_owned()));
+        // The copy, re-serialized (another key order and spacing), up to 300 lines later.
+        let copy: Value = serde_json::from_str(line).unwrap();
+        placed.push((i + rng.random_range(1..=300), 1, copy.to_string()));
+    }
+    placed.sort_by_key(|(at, copy, _)| (*at, *copy));
+    let twice = dir.path().join("twice.ndjson");
+    let doubled: Vec<String> = placed.into_iter().map(|(_, _, line)| line).collect();
+    std::fs::write(&twice, doubled.join("\n") + "\n").unwrap();
+
+    let (_, twice_text, twice_err) = replay(&twice, &[]);
+    assert!(
+        twice_text == once_text,
+        "decisions differ with every event delivered twice (seed {seed}):\nonce:\n{once_text}\ntwice:\n{twice_text}"
+    );
+    let events = simulation.events.len();
+    let evaluated = |err: &str| {
+        let (_, rest) = err.split_once(" events (").unwrap();
+        rest.split_once(" evaluated").unwrap().0.to_owned()
+    };
+    assert!(
+        once_err.contains(&format!("replay: {events} events ("))
+            && once_err.contains(", 0 repeats ignored)"),
+        "{once_err}"
+    );
+    assert!(
+        twice_err.contains(&format!(
+            "replay: {} events ({} evaluated, {events} repeats ignored)",
+            2 * events,
+            evaluated(&once_err)
+        )),
+        "each copy is counted as a repeat and evaluated nowhere: {twice_err}"
+    );
+}

@@ -60,6 +60,9 @@ pub struct DetectCounters {
     pub events: u64,
     /// Events the policies evaluated.
     pub evaluated: u64,
+    /// Events seen before (same uuid, eventType and published; Okta hook retries, hook and
+    /// poller together, a re-read page): no state change, no decision.
+    pub repeats: u64,
     /// Decisions produced.
     pub decisions: u64,
     /// Records sent to the DLQ.
@@ -408,6 +411,12 @@ impl Processor for LiveDetect {
             }
         }
         let outcome = self.detector.process_in(&state.store, &event, false);
+        if outcome.repeat {
+            self.counters.repeats += 1;
+            crate::metrics::metrics().repeated_events.inc();
+            tracing::debug!(event = %event.uuid, partition, offset = message.offset(), "repeated event ignored");
+            return Ok(());
+        }
         if let Some(user) = &user {
             state.dirty.insert(user.clone());
         }

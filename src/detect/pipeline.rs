@@ -18,6 +18,9 @@ use crate::state::{rfc3339, StateLimits, StateStore, StateView};
 pub struct Outcome {
     /// Whether the policies were evaluated (the event type is one they look at).
     pub evaluated: bool,
+    /// The event had been applied before (same uuid, eventType and published): it changed no
+    /// state and made no decision.
+    pub repeat: bool,
     /// The decisions, sorted by rule and key.
     pub decisions: Vec<Decision>,
     /// Rules that failed on this event.
@@ -161,7 +164,12 @@ impl Detector {
         keep_input: bool,
     ) -> Outcome {
         let user = event.user();
-        let state = store.observe(user.as_ref().map(|u| u.id.as_str()), event);
+        let Some(state) = store.observe(user.as_ref().map(|u| u.id.as_str()), event) else {
+            return Outcome {
+                repeat: true,
+                ..Outcome::default()
+            };
+        };
         if !self.policy.wants(&event.event_type) {
             return Outcome::default();
         }
@@ -235,6 +243,7 @@ impl Detector {
             .collect();
         Outcome {
             evaluated: true,
+            repeat: false,
             decisions,
             rule_errors: evaluation.errors,
             input: kept,

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::applied::AppliedEvents;
 use super::features::{BaselineSpec, Features};
 use crate::event::OktaEvent;
 
@@ -33,6 +34,9 @@ pub struct UserState {
     hours: [u32; 24],
     last_signin: Option<Place>,
     risk: VecDeque<Signal>,
+    /// Events already applied, so a repeat changes nothing (older snapshots have none).
+    #[serde(default)]
+    pub(super) applied: AppliedEvents,
 }
 
 /// What the policies see of a user's state for one event (`input.state`).
@@ -276,6 +280,7 @@ impl UserState {
             hours: [0; 24],
             last_signin: None,
             risk: VecDeque::new(),
+            applied: AppliedEvents::default(),
         }
     }
 
@@ -457,6 +462,7 @@ impl UserState {
                 .map(Baseline::approx_bytes)
                 .sum::<usize>()
             + self.risk.capacity() * std::mem::size_of::<Signal>()
+            + self.applied.approx_bytes()
     }
 }
 
