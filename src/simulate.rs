@@ -2770,14 +2770,11 @@ mod tests {
     }
 
     #[test]
-    fn a_thousand_users_generate_quickly() {
-        let started = std::time::Instant::now();
+    fn a_thousand_users_generate_a_working_day_with_every_attack() {
+        // No timing here: tests on a shared machine cannot measure speed (the replay bench does).
         let sim = generate(&config(1_000, 1, 42, &Attack::ALL));
-        let elapsed = started.elapsed();
         assert!(sim.events.len() > 20_000, "{} events", sim.events.len());
         assert_eq!(sim.injected.len(), 5);
-        // Generous for a loaded debug build; typically well under a second.
-        assert!(elapsed.as_secs() < 10, "took {elapsed:?}");
     }
 
     #[derive(clap::Parser)]
