@@ -514,8 +514,9 @@ channel = "C0SECURITY"
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // Both users' actions, once final (the same rules decide for both).
+    // Both users' actions, once every one is final and the answer stays the same for a second.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut previous = None;
     let (spared, reported, partitions) = loop {
         let answer = |user: &str| -> Value {
             get(&format!("?user={user}"), Some("api-secret"))
@@ -530,15 +531,16 @@ channel = "C0SECURITY"
                     .all(|e| !matches!(e["status"].as_str(), Some("scheduled" | "started")))
         };
         let (s, r) = (list(&spared), list(&reported));
-        if done(&s) && done(&r) && s.len() == r.len() {
+        if done(&s) && done(&r) && previous.as_ref() == Some(&(s.clone(), r.clone())) {
             break (s, r, reported["partitions"].clone());
         }
+        previous = Some((s, r));
         assert!(
             Instant::now() < deadline,
             "actions not final: {spared} {reported}; log: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(1000));
     };
     assert_eq!(
         partitions,
