@@ -3,9 +3,10 @@
 //! Per action: ledger check (a known action id is a duplicate and is dropped) → blast-radius
 //! guard → intent record (`started`, acknowledged by the broker before the call) → connector
 //! call with retries → result record (handed to the worker, which has every record of the batch
-//! acknowledged before it commits the batch's offsets). Delayed and conditional actions are recorded as `scheduled` (with their decision),
-//! armed in memory, and checked and executed when due — also when already due on arrival — and a
-//! restart re-arms them from the ledger: their conditions are checked on one path.
+//! acknowledged before it commits the batch's offsets). Delayed and conditional actions are
+//! recorded as `scheduled` (with their decision), armed in memory, and checked and executed when
+//! due — also when already due on arrival — and a restart re-arms them from the ledger: their
+//! conditions are checked on one path.
 //!
 //! A crash between the intent and the result leaves a `started` record. On recovery the action
 //! is reconciled, not blindly repeated: the connector checks the vendor where a repeat would be
@@ -298,6 +299,7 @@ impl LiveRespond {
 
     /// The newest record of `action_id` in loaded partition `p`.
     fn known(&mut self, p: i32, action_id: &str) -> anyhow::Result<Option<LedgerEntry>> {
+        // An unloaded partition is an error, not "unknown": that would run a duplicate.
         self.state(p)?;
         Ok(self.parts.ledger.get(p, action_id))
     }
