@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    bench, demo, detect, ingest, override_cli, policy_test, rekey, replay, respond, run, simulate,
-    topics,
+    actions_cli, bench, demo, detect, ingest, override_cli, policy_test, rekey, replay, respond,
+    run, simulate, topics,
 };
 
 /// Vigil: real-time identity-threat response for Okta.
@@ -42,7 +42,8 @@ pub enum Command {
     /// Run a file of Okta events through the policies and print the decisions (JSON lines).
     Replay(replay::ReplayArgs),
     /// Every stage in one process (ingest when configured, detect, respond); with no brokers
-    /// configured, on an embedded in-memory broker; runs until SIGINT/SIGTERM.
+    /// configured, on an embedded in-memory broker (which refuses live vendor credentials unless
+    /// --volatile); runs until SIGINT/SIGTERM.
     Run(run::RunArgs),
     /// The detect stage: consume Okta events from Kafka, publish decisions (and bad records to
     /// the DLQ); runs until SIGINT/SIGTERM, then finishes in-flight work and commits.
@@ -52,6 +53,9 @@ pub enum Command {
     Respond(respond::command::RespondArgs),
     /// Set, lift or list analysts' overrides (suppress a user's decisions, cancel pending actions).
     Override(override_cli::OverrideArgs),
+    /// What the respond stage did about a user, a decision or an action: the ledger of a running
+    /// Vigil, through its HTTP API.
+    Actions(actions_cli::ActionsArgs),
     /// Bring Okta events in: `hook` (Event Hook receiver) or `poll` (System Log API poller).
     Ingest(ingest::command::IngestArgs),
     /// Move events from an unkeyed upstream topic to the events topic, keyed by user.
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect::command::run(args),
         Command::Respond(args) => respond::command::run(args),
         Command::Override(args) => override_cli::run(args),
+        Command::Actions(args) => actions_cli::run(args),
         Command::Ingest(args) => ingest::command::run(args),
         Command::Rekey(args) => rekey::run(args),
         Command::Bench(args) => bench::run(args).map(|()| true),

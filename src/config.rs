@@ -57,6 +57,9 @@ pub struct Config {
     /// The PagerDuty connector.
     #[serde(default)]
     pub pagerduty: crate::connector::PagerDutyConfig,
+    /// `vigil run`.
+    #[serde(default)]
+    pub run: RunConfig,
 }
 
 /// How to reach Kafka.
@@ -345,6 +348,16 @@ impl Default for HttpConfig {
     }
 }
 
+/// `vigil run`'s settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Accept executing live vendor actions on the embedded in-memory broker (no
+    /// `kafka.bootstrap_servers`), knowing that a restart forgets the ledger, the delayed
+    /// actions, the poller's cursor and detect's state (`--volatile`).
+    pub volatile: bool,
+}
+
 impl Config {
     /// Read `path` (if any), then apply `VIGIL_<SECTION>__<KEY>` overrides from the environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -457,6 +470,7 @@ mod tests {
             format!("{:?}", example.rekey),
             format!("{:?}", defaults.rekey)
         );
+        assert_eq!(format!("{:?}", example.run), format!("{:?}", defaults.run));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! arm, interrupted calls to reconcile) from one ledger partition.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -182,5 +183,172 @@ impl LedgerView {
     /// Whether no action is known.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// The ledger views of the decisions partitions this instance owns, shared between the respond
+/// stage (the only writer) and the HTTP API (`GET /v1/actions`), so the API answers from what
+/// the stage knows without reading the topic.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerViews {
+    inner: Arc<RwLock<HashMap<i32, LedgerView>>>,
+}
+
+/// Which actions a ledger query asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerQuery {
+    /// Every action about this user.
+    User(String),
+    /// Every action of this decision.
+    Decision(String),
+    /// This action.
+    Action(String),
+}
+
+impl LedgerQuery {
+    fn matches(&self, entry: &LedgerEntry) -> bool {
+        match self {
+            LedgerQuery::User(id) => entry.user_id.as_deref() == Some(id.as_str()),
+            LedgerQuery::Decision(id) => entry.decision_id == *id,
+            LedgerQuery::Action(id) => entry.action_id == *id,
+        }
+    }
+}
+
+impl LedgerViews {
+    /// Whether partition `p`'s view is loaded.
+    pub fn has_partition(&self, p: i32) -> bool {
+        self.read().contains_key(&p)
+    }
+
+    /// Take partition `p`'s loaded view.
+    pub fn insert_partition(&self, p: i32, view: LedgerView) {
+        self.write().insert(p, view);
+    }
+
+    /// Forget partition `p` (revoked: its new owner answers for it).
+    pub fn remove_partition(&self, p: i32) {
+        self.write().remove(&p);
+    }
+
+    /// The partitions loaded, in order.
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut partitions: Vec<i32> = self.read().keys().copied().collect();
+        partitions.sort_unstable();
+        partitions
+    }
+
+    /// The newest record of `action_id` in partition `p`.
+    pub fn get(&self, p: i32, action_id: &str) -> Option<LedgerEntry> {
+        self.read().get(&p)?.get(action_id).cloned()
+    }
+
+    /// Remember `entry` in partition `p`; false when `p` is not loaded.
+    pub fn record(&self, p: i32, entry: LedgerEntry) -> bool {
+        match self.write().get_mut(&p) {
+            Some(view) => {
+                view.record(entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The newest record of every known action `query` asks for, oldest first.
+    pub fn find(&self, query: &LedgerQuery) -> Vec<LedgerEntry> {
+        let mut found: Vec<LedgerEntry> = self
+            .read()
+            .values()
+            .flat_map(|view| view.entries.values())
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.recorded_at, &a.action_id).cmp(&(b.recorded_at, &b.action_id)));
+        found
+    }
+
+    // A panic elsewhere while holding the lock leaves the map consistent (every change is one
+    // insert or remove), so a poisoned lock is still usable.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i32, LedgerView>> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i32, LedgerView>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{action_id, decision_id, EventRef, Severity, UserInfo};
+
+    fn decision(user: &str, event: &str) -> Decision {
+        let id = decision_id(event, "rule", "");
+        Decision {
+            schema: crate::decision::SCHEMA_VERSION,
+            decision_id: id.clone(),
+            event: EventRef {
+                uuid: event.into(),
+                event_type: "user.session.start".into(),
+                published: "2026-01-01T00:00:00Z".into(),
+            },
+            user: Some(UserInfo {
+                id: user.into(),
+                login: None,
+            }),
+            rule: "rule".into(),
+            severity: Severity::High,
+            risk_score: 1,
+            summary: String::new(),
+            evidence: Value::Null,
+            policy_revision: "r".into(),
+            actions: vec![Action {
+                action_id: action_id(&id, ActionKind::SlackNotify, user, 0),
+                kind: ActionKind::SlackNotify,
+                target: user.into(),
+                params: Default::default(),
+                after_secs: 0,
+                due_at: "2026-01-01T00:00:00Z".into(),
+                conditions: Vec::new(),
+            }],
+        }
+    }
+
+    fn entry(d: &Decision, status: Status) -> LedgerEntry {
+        LedgerEntry::new(d, &d.actions[0], status, Utc::now())
+    }
+
+    #[test]
+    fn views_answer_by_user_decision_and_action_for_the_partitions_held() {
+        let views = LedgerViews::default();
+        views.insert_partition(0, LedgerView::default());
+        views.insert_partition(1, LedgerView::default());
+        let (a, b, c) = (
+            decision("00uA", "e1"),
+            decision("00uA", "e2"),
+            decision("00uB", "e3"),
+        );
+        assert!(views.record(0, entry(&a, Status::Scheduled)));
+        assert!(views.record(0, entry(&a, Status::Cancelled).because("acknowledged")));
+        assert!(views.record(1, entry(&b, Status::Succeeded)));
+        assert!(views.record(1, entry(&c, Status::DryRun)));
+        assert!(!views.record(2, entry(&c, Status::DryRun)), "not held");
+
+        let user_a = views.find(&LedgerQuery::User("00uA".into()));
+        let ids: Vec<&str> = user_a.iter().map(|e| e.decision_id.as_str()).collect();
+        assert_eq!(ids, [a.decision_id.as_str(), b.decision_id.as_str()]);
+        assert_eq!(user_a[0].status, Status::Cancelled, "the newest record");
+        assert_eq!(user_a[0].reason.as_deref(), Some("acknowledged"));
+        let by_decision = views.find(&LedgerQuery::Decision(c.decision_id.clone()));
+        assert_eq!(by_decision.len(), 1);
+        assert_eq!(by_decision[0].user_id.as_deref(), Some("00uB"));
+        let by_action = views.find(&LedgerQuery::Action(b.actions[0].action_id.clone()));
+        assert_eq!(by_action[0].status, Status::Succeeded);
+        assert!(views.find(&LedgerQuery::User("00uZ".into())).is_empty());
+
+        views.remove_partition(1);
+        assert_eq!(views.partitions(), [0]);
+        assert_eq!(views.find(&LedgerQuery::User("00uA".into())).len(), 1);
     }
 }

@@ -10,6 +10,8 @@
 //! * [`detect`] — event → state → policy → decisions; the one code path replay and live share.
 //! * [`replay`], [`policy_test`], [`simulate`], [`demo`] — the offline commands; [`cli`] wires them.
 
+pub mod actions_cli;
+pub mod api_client;
 pub mod bench;
 pub mod bench_respond;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! `vigil override`: set, lift and list analysts' overrides from the command line, straight on
-//! the overrides topic (no running stage needed).
+//! the overrides topic (no running stage needed), or through a running Vigil's HTTP API
+//! (`--api`; the only way to reach `vigil run` on its embedded broker).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 
+use crate::api_client::ApiClient;
 use crate::config::Config;
 use crate::kafka;
 use crate::overrides::{self, Override, OverrideTable, Scope};
@@ -19,6 +21,12 @@ pub struct OverrideArgs {
     /// Configuration file (for the brokers and the overrides topic).
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Go through a running Vigil's HTTP API instead of the overrides topic: at URL, or without
+    /// one at `http.listen` of the configuration. The default when no brokers are configured
+    /// (`vigil run` on its embedded broker). The token comes from VIGIL_API_TOKEN or
+    /// `http.token_file`.
+    #[arg(long, value_name = "URL", global = true, num_args = 0..=1, default_missing_value = "")]
+    pub api: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: OverrideCommand,
@@ -65,6 +73,10 @@ pub enum OverrideCommand {
 /// Run `vigil override …`.
 pub fn run(args: &OverrideArgs) -> anyhow::Result<bool> {
     let config = Config::load(args.config.as_deref())?;
+    if args.api.is_some() || config.kafka.bootstrap_servers.is_none() {
+        let url = args.api.as_deref().filter(|url| !url.is_empty());
+        return through_api(&ApiClient::new(&config, url)?, &args.command);
+    }
     let topic = &config.topics.overrides;
     let now = Utc::now();
     let o = match &args.command {
@@ -124,4 +136,40 @@ fn list(config: &Config) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&o)?);
     }
     Ok(())
+}
+
+/// `vigil override …` through the HTTP API (`PUT`/`DELETE /v1/overrides/{user}`,
+/// `GET /v1/overrides`); prints the same JSON lines as the topic path.
+fn through_api(api: &ApiClient, command: &OverrideCommand) -> anyhow::Result<bool> {
+    use reqwest::Method;
+    let written = match command {
+        OverrideCommand::Set {
+            user,
+            reason,
+            duration,
+            scope,
+            by,
+        } => {
+            let body = serde_json::json!({
+                "reason": reason,
+                "for_secs": duration.as_secs(),
+                "scope": scope,
+                "by": by,
+            });
+            api.call(Method::PUT, &["v1", "overrides", user], &[], Some(&body))?
+        }
+        OverrideCommand::Clear { user, reason, by } => {
+            let body = serde_json::json!({"reason": reason, "by": by});
+            api.call(Method::DELETE, &["v1", "overrides", user], &[], Some(&body))?
+        }
+        OverrideCommand::List => {
+            let listed = api.call(Method::GET, &["v1", "overrides"], &[], None)?;
+            for o in listed.as_array().into_iter().flatten() {
+                println!("{}", serde_json::to_string(o)?);
+            }
+            return Ok(true);
+        }
+    };
+    println!("{}", serde_json::to_string(&written)?);
+    Ok(true)
 }

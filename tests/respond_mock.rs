@@ -415,6 +415,149 @@ fn a_delayed_suspend_is_cancelled_by_acknowledgement_or_override_and_runs_otherw
     assert_eq!(s.fakes.violations(), Vec::<String>::new());
 }
 
+/// Respond was down for 20 minutes: the decisions waited on the topic and their delayed
+/// suspends (15 minutes, unless acknowledged or overridden, only if the activity continues)
+/// were due before respond saw them. Every condition is still checked, on the same path as a
+/// suspend that waited: `scheduled` first, then cancelled with its reason or executed.
+#[test]
+fn a_backlog_of_suspends_already_due_on_arrival_still_checks_every_condition() {
+    let s = setup("backlog", true);
+    let (acked, overridden, quiet, active, no_delay) = (
+        "00uBACKACK",
+        "00uBACKOVR",
+        "00uBACKQUIET",
+        "00uBACKACTIVE",
+        "00uBACKNODELAY",
+    );
+    for user in [acked, overridden, quiet, active, no_delay] {
+        s.fakes.add_user(user, "ACTIVE");
+    }
+    let published = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let every_condition = [
+        Condition::UnlessAcknowledged,
+        Condition::UnlessOverridden,
+        Condition::OnlyIfActivityContinues,
+    ];
+    let suspend_after = |user: &str, after: u64, conditions: &[Condition]| {
+        decision_at(
+            user,
+            &format!("e-{user}"),
+            published,
+            vec![
+                act(ActionKind::PagerdutyTrigger, json!({})),
+                delayed(ActionKind::OktaSuspendUser, after, conditions),
+            ],
+        )
+    };
+    let decisions = [
+        suspend_after(acked, 900, &every_condition),
+        suspend_after(overridden, 900, &every_condition),
+        suspend_after(quiet, 900, &every_condition),
+        suspend_after(active, 900, &every_condition),
+        // Conditional without a delay: the same path.
+        suspend_after(no_delay, 0, &[Condition::OnlyIfActivityContinues]),
+    ];
+
+    // Meanwhile: the on-call acknowledged one user's incident, an analyst overrode another's
+    // pending actions, and three users went on signing in (after the decisions' events).
+    paged_and_acknowledged(&s.fakes, acked);
+    let producer: rdkafka::producer::FutureProducer =
+        vigil::kafka::producer_config(&s.config.kafka)
+            .unwrap()
+            .create()
+            .unwrap();
+    let now = chrono::Utc::now();
+    futures::executor::block_on(vigil::overrides::publish(
+        &producer,
+        &s.config.topics.overrides,
+        &vigil::overrides::Override {
+            user_id: overridden.into(),
+            scope: vigil::overrides::Scope::Pending,
+            reason: "travelling, confirmed by phone".into(),
+            by: Some("analyst@example.com".into()),
+            created_at: now,
+            until: now + chrono::Duration::hours(2),
+        },
+    ))
+    .unwrap();
+    let later = (published + chrono::Duration::minutes(10)).to_rfc3339();
+    let activity: Vec<Value> = [acked, overridden, active]
+        .iter()
+        .map(|u| {
+            common::event(
+                &format!("later-{u}"),
+                &later,
+                "user.session.start",
+                u,
+                "SUCCESS",
+            )
+        })
+        .collect();
+    produce(&s.config, &s.config.topics.events, &keyed(&activity));
+
+    let (ledger, _) = run_to_final(&s.config, &decisions.iter().collect::<Vec<_>>());
+
+    let suspend = |d: &Decision| d.actions[1].action_id.clone();
+    let outcome = |d: &Decision| {
+        let e = &ledger[&suspend(d)];
+        (
+            e["status"].as_str().unwrap().to_owned(),
+            e["reason"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let (status, reason) = outcome(&decisions[0]);
+    assert_eq!(status, "cancelled");
+    assert!(reason.contains("acknowledged"), "{reason}");
+    let (status, reason) = outcome(&decisions[1]);
+    assert_eq!(status, "cancelled");
+    assert!(
+        reason.contains("travelling, confirmed by phone"),
+        "{reason}"
+    );
+    for d in [&decisions[2], &decisions[4]] {
+        let (status, reason) = outcome(d);
+        assert_eq!(status, "cancelled", "{}", suspend(d));
+        assert!(reason.contains("no activity"), "{reason}");
+    }
+    assert_eq!(outcome(&decisions[3]).0, "succeeded");
+
+    // At the vendor: only the user with no reason to spare was suspended, once.
+    let suspends = |user: &str| {
+        s.fakes.count(
+            "POST",
+            &format!("/okta/api/v1/users/{user}/lifecycle/suspend"),
+        )
+    };
+    assert_eq!(suspends(active), 1);
+    assert_eq!(s.fakes.user_status(active).as_deref(), Some("SUSPENDED"));
+    for user in [acked, overridden, quiet, no_delay] {
+        assert_eq!(suspends(user), 0, "{user}");
+        assert_eq!(
+            s.fakes.user_status(user).as_deref(),
+            Some("ACTIVE"),
+            "{user}"
+        );
+    }
+    assert_eq!(
+        s.fakes
+            .incident_status(&vigil::connector::dedup_key(acked))
+            .as_deref(),
+        Some("acknowledged"),
+        "the backlog's page joined the acknowledged incident"
+    );
+    // Each went through the due path: scheduled first, then its outcome.
+    let records = ledger_records(&s.config, 2 * 2 * decisions.len());
+    for d in &decisions {
+        let steps: Vec<&str> = records
+            .iter()
+            .filter(|e| e["action_id"] == suspend(d).as_str())
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps[0], "scheduled", "{}: {steps:?}", suspend(d));
+    }
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
 #[test]
 fn a_scheduled_action_survives_a_restart() {
     let s = setup("restart", true);

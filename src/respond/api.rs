@@ -6,6 +6,9 @@
 //! * `PUT  /v1/overrides/{user_id}` — `{"reason": "…", "for_secs": 3600, "scope": "all"|"pending", "by": "…"}`
 //!   (or `"until": RFC 3339` instead of `for_secs`); answers 201 with the override.
 //! * `DELETE /v1/overrides/{user_id}` — `{"reason": "…", "by": "…"}`: lift (an override ending now).
+//! * `GET  /v1/actions?user=ID` (or `decision=ID`, or `action=ID`) — the ledger's newest record of
+//!   each matching action this instance knows (the decisions partitions it owns, listed in the
+//!   answer): `{"partitions": [..], "actions": [..]}`.
 //!
 //! `/v1` needs `Authorization: Bearer <token>` (compared in constant time); with no token
 //! configured it answers 503 rather than run open.
@@ -13,7 +16,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::HttpConfig;
+use crate::ledger::{LedgerQuery, LedgerViews};
 use crate::overrides::{self, Override, OverrideTable, Scope};
 use crate::shared_secret::SharedSecret;
 
@@ -37,22 +41,26 @@ pub struct ApiState {
     table: OverrideTable,
     producer: FutureProducer,
     topic: String,
+    ledger: LedgerViews,
     /// The token, when one is configured.
     token: Option<SharedSecret>,
 }
 
 impl ApiState {
-    /// Handlers over `table`, writing to `topic` with `producer`, guarded by `token`.
+    /// Handlers over `table`, writing to `topic` with `producer`, answering ledger queries from
+    /// `ledger`, guarded by `token`.
     pub fn new(
         table: OverrideTable,
         producer: FutureProducer,
         topic: String,
+        ledger: LedgerViews,
         token: Option<String>,
     ) -> Self {
         ApiState {
             table,
             producer,
             topic,
+            ledger,
             token: token.as_deref().map(SharedSecret::new),
         }
     }
@@ -70,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/overrides", get(list))
         .route("/v1/overrides/{user_id}", put(set).delete(lift))
+        .route("/v1/actions", get(actions))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     crate::http_server::admin_routes()
         .merge(v1)
@@ -120,6 +129,46 @@ async fn authorize(
 
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
     Json(state.table.all()).into_response()
+}
+
+/// Query of `GET /v1/actions`: exactly one of the three.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsQuery {
+    /// Okta user id.
+    pub user: Option<String>,
+    /// Decision id.
+    pub decision: Option<String>,
+    /// Action id.
+    pub action: Option<String>,
+}
+
+async fn actions(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "query parameters: user, decision or action",
+        );
+    };
+    let query = match (query.user, query.decision, query.action) {
+        (Some(id), None, None) => LedgerQuery::User(id),
+        (None, Some(id), None) => LedgerQuery::Decision(id),
+        (None, None, Some(id)) => LedgerQuery::Action(id),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of user, decision and action",
+            )
+        }
+    };
+    // Partitions first: an action recorded in between shows up, never one of a partition
+    // reported missing.
+    let partitions = state.ledger.partitions();
+    let actions = state.ledger.find(&query);
+    Json(json!({"partitions": partitions, "actions": actions})).into_response()
 }
 
 /// Body of `PUT /v1/overrides/{user_id}`.

@@ -14,6 +14,7 @@ use crate::connector::Connectors;
 use crate::decision::ActionKind;
 use crate::kafka::reader::PartitionReader;
 use crate::kafka::{self, Worker, WorkerOptions, WorkerSummary};
+use crate::ledger::LedgerViews;
 use crate::overrides::{self, OverrideTable};
 
 /// How long the stage waits for the overrides topic to be read before it starts acting.
@@ -116,6 +117,7 @@ pub fn run_stage(
         .set("linger.ms", "0")
         .create()
         .context("cannot create the ledger producer")?;
+    let ledger = LedgerViews::default();
     let api = if config.http.listen.is_empty() {
         None
     } else {
@@ -123,6 +125,7 @@ pub fn run_stage(
             table.clone(),
             producer.clone(),
             topics.overrides.clone(),
+            ledger.clone(),
             super::api::api_token(&config.http)?,
         );
         Some(runtime.block_on(super::api::serve(
@@ -161,6 +164,7 @@ pub fn run_stage(
         event_partitions,
         decision_partitions,
         dlq_max_payload_bytes: config.detect.dlq_max_payload_bytes,
+        ledger,
     };
     let processor = LiveRespond::new(parts, topics.clone(), config.respond.clone());
     let mut options = WorkerOptions::for_stage("respond", config);

@@ -3,8 +3,10 @@
 //! Per action: ledger check (a known action id is a duplicate and is dropped) → blast-radius
 //! guard → intent record (`started`, acknowledged by the broker before the call) → connector
 //! call with retries → result record (handed to the worker, which has every record of the batch
-//! acknowledged before it commits the batch's offsets). Delayed actions are recorded as `scheduled` (with their decision),
-//! armed in memory, and checked and executed when due; a restart re-arms them from the ledger.
+//! acknowledged before it commits the batch's offsets). Delayed and conditional actions are
+//! recorded as `scheduled` (with their decision), armed in memory, and checked and executed when
+//! due — also when already due on arrival — and a restart re-arms them from the ledger: their
+//! conditions are checked on one path.
 //!
 //! A crash between the intent and the result leaves a `started` record. On recovery the action
 //! is reconciled, not blindly repeated: the connector checks the vendor where a repeat would be
@@ -37,7 +39,7 @@ use crate::kafka::record::{
     dlq_record, OutRecord, DLQ_ERROR, DLQ_REASON, DLQ_STAGE, SOURCE_PARTITION, SOURCE_TOPIC,
 };
 use crate::kafka::Processor;
-use crate::ledger::{LedgerEntry, LedgerView, Status};
+use crate::ledger::{LedgerEntry, LedgerView, LedgerViews, Status};
 use crate::overrides::{OverrideTable, Scope};
 
 /// Ledger writes are retried this many times before the stage stops (nothing is committed
@@ -79,12 +81,14 @@ pub struct RespondParts {
     pub decision_partitions: usize,
     /// DLQ payloads keep at most this many bytes.
     pub dlq_max_payload_bytes: usize,
+    /// The ledger views of the partitions this instance owns (shared with the HTTP API).
+    pub ledger: LedgerViews,
 }
 
-/// One decisions partition's ledger view and armed delayed actions.
+/// One loaded decisions partition's armed delayed actions (its ledger view is in
+/// [`RespondParts::ledger`]).
 #[derive(Default)]
 struct PartitionState {
-    view: LedgerView,
     /// (due time, action id) of scheduled actions.
     due: BTreeSet<(DateTime<Utc>, String)>,
 }
@@ -142,20 +146,21 @@ impl LiveRespond {
         let started = Instant::now();
         let oldest = Utc::now() - chrono::Duration::seconds(self.config.dedup_window_secs as i64);
         let mut state = PartitionState::default();
+        let mut view = LedgerView::default();
         let mut unreadable = 0u64;
         self.parts
             .reader
             .read_all(&self.topics.ledger, p, |record| {
                 match record.payload.map(serde_json::from_slice::<LedgerEntry>) {
                     Some(Ok(entry)) if entry.status.is_final() && entry.recorded_at < oldest => {}
-                    Some(Ok(entry)) => state.view.record(entry),
+                    Some(Ok(entry)) => view.record(entry),
                     _ => unreadable += 1,
                 }
                 true
             })
             .with_context(|| format!("cannot read {}[{p}]", self.topics.ledger))?;
         let mut interrupted = Vec::new();
-        for entry in state.view.unfinished() {
+        for entry in view.unfinished() {
             match entry.status {
                 Status::Scheduled => {
                     state.due.insert((entry.due_at, entry.action_id.clone()));
@@ -165,7 +170,7 @@ impl LiveRespond {
         }
         info!(
             partition = p,
-            actions = state.view.len(),
+            actions = view.len(),
             scheduled = state.due.len(),
             interrupted = interrupted.len(),
             unreadable,
@@ -173,6 +178,7 @@ impl LiveRespond {
             "ledger partition loaded"
         );
         self.partitions.insert(p, state);
+        self.parts.ledger.insert_partition(p, view);
         for entry in interrupted {
             self.reconcile(p, entry, out)?;
         }
@@ -250,7 +256,7 @@ impl LiveRespond {
         action: &Action,
         out: &mut Vec<OutRecord>,
     ) -> anyhow::Result<()> {
-        if let Some(known) = self.state(p)?.view.get(&action.action_id) {
+        if let Some(known) = self.known(p, &action.action_id)? {
             debug!(action = %action.action_id, status = known.status.as_str(), "duplicate action dropped");
             self.counters.duplicates += 1;
             return Ok(());
@@ -275,7 +281,11 @@ impl LiveRespond {
                 );
             }
         }
-        if due_at > now {
+        // Every delayed or conditional action goes through the due path, even when it is due
+        // already (a backlog, a catch-up): its conditions are checked there and only there, so
+        // "unless acknowledged" means the same after an outage as on time. The schedule is
+        // delivered with the batch before the checkpoint runs it.
+        if action.after_secs > 0 || !action.conditions.is_empty() || due_at > now {
             let entry = LedgerEntry::new(decision, action, Status::Scheduled, due_at);
             self.record(p, entry)?;
             self.state(p)?
@@ -285,6 +295,13 @@ impl LiveRespond {
             return Ok(());
         }
         self.execute(p, decision, action, None, out)
+    }
+
+    /// The newest record of `action_id` in loaded partition `p`.
+    fn known(&mut self, p: i32, action_id: &str) -> anyhow::Result<Option<LedgerEntry>> {
+        // An unloaded partition is an error, not "unknown": that would run a duplicate.
+        self.state(p)?;
+        Ok(self.parts.ledger.get(p, action_id))
     }
 
     /// Run the scheduled actions of every partition that are due.
@@ -303,14 +320,18 @@ impl LiveRespond {
                 // Still `scheduled` in the ledger: the next start runs it.
                 break;
             }
-            let Some(entry) = self.state(p)?.view.get(&action_id).cloned() else {
+            let Some(entry) = self.known(p, &action_id)? else {
                 continue;
             };
             let (Some(decision), Some(action)) = (entry.decision.clone(), entry.action().cloned())
             else {
                 continue;
             };
-            match self.cancel_reason(p, &decision, &action, entry.recorded_at) {
+            // Overrides count from the decision's event on: one made while the decision waited
+            // in a backlog covers it too.
+            let since =
+                event_time(&decision).map_or(entry.recorded_at, |t| t.min(entry.recorded_at));
+            match self.cancel_reason(p, &decision, &action, since) {
                 Ok(Some(reason)) => {
                     info!(event = %decision.event.uuid, decision = %decision.decision_id, action = %action_id, kind = action.kind.as_str(), reason = %reason, "delayed action cancelled");
                     self.finish(
@@ -338,16 +359,17 @@ impl LiveRespond {
         Ok(())
     }
 
-    /// Why a due action must not run (override, conditions), if it must not.
+    /// Why a due action must not run (an override in force at some time since `since`, its
+    /// conditions), if it must not.
     fn cancel_reason(
         &mut self,
         p: i32,
         decision: &Decision,
         action: &Action,
-        scheduled_at: DateTime<Utc>,
+        since: DateTime<Utc>,
     ) -> Result<Option<String>, Failure> {
         if let Some(reason) =
-            conditions::overridden(&self.parts.overrides, decision, scheduled_at, Utc::now())
+            conditions::overridden(&self.parts.overrides, decision, since, Utc::now())
         {
             return Ok(Some(reason));
         }
@@ -658,7 +680,8 @@ impl LiveRespond {
             payload: serde_json::to_vec(&entry)?,
             headers: Vec::new(),
         });
-        self.state(p)?.view.record(entry);
+        self.state(p)?;
+        self.parts.ledger.record(p, entry);
         Ok(())
     }
 
@@ -688,7 +711,8 @@ impl LiveRespond {
                 Err(_) => return Err(anyhow!("the ledger producer shut down")),
             }
         }
-        self.state(p)?.view.record(entry.clone());
+        self.state(p)?;
+        self.parts.ledger.record(p, entry.clone());
         Ok(())
     }
 
@@ -723,6 +747,13 @@ impl LedgerEntry {
         self.retries = attempts.retries;
         self
     }
+}
+
+/// When `decision`'s event happened (its `published`), if readable.
+fn event_time(decision: &Decision) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&decision.event.published)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// When `action` is due, on the wall clock: its `due_at` (event time + delay); an unreadable
@@ -782,6 +813,7 @@ impl Processor for LiveRespond {
         for p in partitions {
             // Its scheduled actions stay `scheduled` in the ledger: the new owner arms them.
             self.partitions.remove(p);
+            self.parts.ledger.remove_partition(*p);
             self.to_load.remove(p);
         }
     }

@@ -182,3 +182,21 @@ pub fn ledger_records(config: &Config, at_least: usize) -> Vec<Value> {
     .map(super::kafka::Record::json)
     .collect()
 }
+
+/// The on-call was paged about `user` (by an earlier decision) and acknowledged the incident.
+pub fn paged_and_acknowledged(fakes: &Fakes, user: &str) {
+    let key = vigil::connector::dedup_key(user);
+    let page = json!({
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {"summary": format!("earlier alert about {user}"), "source": "vigil", "severity": "critical"},
+    });
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/v2/enqueue", fakes.pd_events_base()))
+        .json(&page)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    fakes.acknowledge(&key);
+}
