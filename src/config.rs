@@ -304,10 +304,16 @@ pub struct IngestConfig {
     pub poll_interval_ms: u64,
     /// Events per System Log page (`limit`, at most 1000).
     pub poll_page_size: u32,
-    /// On the first start (no cursor yet), read back this far (seconds).
+    /// On the first start (no cursor yet), read back this far (seconds): events Okta stored
+    /// earlier are never read by the poller.
     pub poll_lookback_secs: u64,
     /// Event uuids remembered to drop repeats across overlapping pages.
     pub poll_dedup_events: u64,
+    /// First wait before retrying a failed System Log request or page (milliseconds); it
+    /// doubles, with jitter, on each failure in a row.
+    pub poll_retry_min_ms: u64,
+    /// Longest wait between retries of a failing System Log poller (milliseconds).
+    pub poll_retry_max_ms: u64,
     /// Run the System Log poller inside `vigil run`.
     pub poll: bool,
 }
@@ -324,6 +330,8 @@ impl Default for IngestConfig {
             poll_page_size: 1_000,
             poll_lookback_secs: 3_600,
             poll_dedup_events: 100_000,
+            poll_retry_min_ms: 1_000,
+            poll_retry_max_ms: 60_000,
             poll: false,
         }
     }

@@ -1,6 +1,7 @@
 //! Readiness of this process's stages for `/readyz`: each consumer group joined (partitions
 //! assigned, possibly none when a group has more members than partitions), the broker answered
-//! recently, and, where policies are evaluated, a policy revision loaded.
+//! recently, where policies are evaluated a policy revision loaded, and each ingest source of
+//! the process working (the hook receiver listening, the poller's last page fetched).
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -24,6 +25,8 @@ struct State {
     stages: BTreeMap<&'static str, StageState>,
     needs_policy: bool,
     policy_revision: Option<String>,
+    /// Each ingest source: `Ok` while working, else why not.
+    ingest: BTreeMap<&'static str, Result<(), String>>,
 }
 
 /// What `/readyz` reports; shared by every stage of the process.
@@ -75,6 +78,16 @@ impl Health {
         self.with(|s| s.policy_revision = Some(revision.to_owned()));
     }
 
+    /// An ingest source of this process started: unready until it reports working.
+    pub fn ingest_started(&self, source: &'static str) {
+        self.ingest(source, Err("starting".into()));
+    }
+
+    /// Whether ingest `source` works now (`Err` says why not).
+    pub fn ingest(&self, source: &'static str, condition: Result<(), String>) {
+        self.with(|s| s.ingest.insert(source, condition));
+    }
+
     /// Whether every stage is ready, and the details.
     pub fn report(&self) -> (bool, Value) {
         self.with(|s| {
@@ -95,9 +108,18 @@ impl Health {
                     json!({"group_joined": st.joined, "partitions": st.partitions, "broker": broker}),
                 );
             }
+            let mut ingest = serde_json::Map::new();
+            for (name, condition) in &s.ingest {
+                ready &= condition.is_ok();
+                let entry = match condition {
+                    Ok(()) => json!({"ready": true}),
+                    Err(e) => json!({"ready": false, "error": e}),
+                };
+                ingest.insert((*name).to_owned(), entry);
+            }
             (
                 ready,
-                json!({"ready": ready, "stages": stages, "policy_revision": s.policy_revision}),
+                json!({"ready": ready, "stages": stages, "ingest": ingest, "policy_revision": s.policy_revision}),
             )
         })
     }
@@ -148,5 +170,23 @@ mod tests {
         );
         let (ready, body) = Health::default().report();
         assert!(ready, "no stage, nothing to wait for: {body}");
+    }
+
+    #[test]
+    fn an_ingest_source_makes_the_process_unready_until_it_works_and_while_it_fails() {
+        let h = Health::default();
+        h.ingest_started("ingest-poll");
+        let (ready, body) = h.report();
+        assert!(!ready);
+        assert_eq!(body["ingest"]["ingest-poll"]["error"], "starting");
+        h.ingest("ingest-poll", Ok(()));
+        assert!(h.report().0, "{}", h.report().1);
+        h.ingest("ingest-poll", Err("Okta answered 503".into()));
+        let (ready, body) = h.report();
+        assert!(!ready);
+        assert_eq!(
+            body["ingest"]["ingest-poll"],
+            json!({"ready": false, "error": "Okta answered 503"})
+        );
     }
 }

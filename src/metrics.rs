@@ -53,12 +53,15 @@ pub struct Metrics {
     pub circuit_open: IntGauge,
     /// Overrides in force.
     pub overrides_active: IntGauge,
-    /// Event Hook deliveries, by `result` (stored, unauthorized, malformed, unavailable).
+    /// Event Hook requests answered, by `result` (stored, empty, verified, unauthorized,
+    /// malformed, too_large, unavailable).
     pub hook_deliveries: IntCounterVec,
     /// Events brought in by ingest, by `source` (hook, poll, rekey).
     pub ingested_events: IntCounterVec,
     /// System Log pages fetched.
     pub poll_pages: IntCounter,
+    /// System Log poller failures (each retried), by `reason` (see `ingest::poll::Reason`).
+    pub poll_errors: IntCounterVec,
     /// Waits for a vendor's rate-limit reset, by `vendor`.
     pub rate_limit_waits: IntCounterVec,
     /// Always 1; labels `version` and `policy_revision`.
@@ -206,7 +209,7 @@ impl Metrics {
             overrides_active: r.gauge("vigil_overrides_active", "Analysts' overrides in force."),
             hook_deliveries: r.counter(
                 "vigil_hook_deliveries_total",
-                "Okta Event Hook deliveries.",
+                "Okta Event Hook requests answered, by result.",
                 &["result"],
             ),
             ingested_events: r.counter(
@@ -215,6 +218,11 @@ impl Metrics {
                 &["source"],
             ),
             poll_pages,
+            poll_errors: r.counter(
+                "vigil_poll_errors_total",
+                "System Log poller failures, each retried, by reason.",
+                &["reason"],
+            ),
             rate_limit_waits: r.counter(
                 "vigil_rate_limit_waits_total",
                 "Waits for a vendor's rate-limit reset.",

@@ -33,7 +33,10 @@ pub enum IngestSource {
     /// Authorization value (ingest.hook_secret_file or VIGIL_HOOK_SECRET).
     Hook,
     /// Poll the System Log API of `okta.base_url` (token: okta.token_file or VIGIL_OKTA_TOKEN,
-    /// scope okta.logs.read), resuming from the cursor on the ingest state topic.
+    /// scope okta.logs.read), resuming from the cursor on the ingest state topic. The first start
+    /// (no cursor) reads from ingest.poll_lookback_secs ago (1 hour by default): events Okta stored
+    /// earlier are never polled. Failed pages are retried with backoff; only invalid
+    /// configuration stops it.
     Poll,
 }
 
@@ -74,21 +77,25 @@ pub fn run_hook(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
         secret: SharedSecret::new(&secret),
         max_event_bytes: config.detect.max_event_bytes,
         ack_timeout: Duration::from_millis(config.ingest.hook_ack_timeout_ms),
+        max_body_bytes: config.ingest.hook_max_body_bytes,
     };
-    let router = hook::router(
-        &config.ingest.hook_path,
-        state,
-        config.ingest.hook_max_body_bytes,
-    );
+    let router = hook::router(&config.ingest.hook_path, state);
     let runtime = runtime()?;
     info!(path = %config.ingest.hook_path, events = %config.topics.events, "ingest hook starting");
-    let server = runtime.block_on(crate::http_server::serve(
-        "Event Hook receiver",
-        &config.ingest.hook_listen,
-        router,
-        shutdown,
-    ))?;
-    runtime.block_on(server)?;
+    let health = crate::health::health();
+    health.ingest_started(hook::HEALTH_NAME);
+    let server = runtime
+        .block_on(crate::http_server::serve(
+            "Event Hook receiver",
+            &config.ingest.hook_listen,
+            router,
+            shutdown,
+        ))
+        .inspect_err(|e| health.ingest(hook::HEALTH_NAME, Err(format!("{e:#}"))))?;
+    health.ingest(hook::HEALTH_NAME, Ok(()));
+    let served = runtime.block_on(server);
+    health.ingest(hook::HEALTH_NAME, Err("stopped".into()));
+    served?;
     Ok(())
 }
 

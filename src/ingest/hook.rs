@@ -3,18 +3,23 @@
 //! 503, and Okta retries once). The one-time verification GET echoes the challenge.
 //!
 //! Every request must carry the Authorization header value configured on the hook (compared
-//! in constant time). Bodies over the limit get 413, malformed ones 400 with the reason.
+//! in constant time), checked before the body is read: an unauthenticated request gets 401
+//! whatever its size. Bodies over the limit get 413, malformed ones 400 with the reason; every
+//! answer is counted in `vigil_hook_deliveries_total{result}`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -23,6 +28,9 @@ use crate::shared_secret::SharedSecret;
 
 /// Environment variable of the hook secret (when `ingest.hook_secret_file` is not set).
 pub const HOOK_SECRET_ENV: &str = "VIGIL_HOOK_SECRET";
+
+/// The receiver's name in `/readyz`: ready while it listens.
+pub const HEALTH_NAME: &str = "ingest-hook";
 
 /// What the receiver needs.
 #[derive(Clone)]
@@ -37,14 +45,17 @@ pub struct HookState {
     pub max_event_bytes: usize,
     /// Longest wait for the broker before answering 503.
     pub ack_timeout: Duration,
+    /// Larger request bodies are refused (413), once the secret is checked.
+    pub max_body_bytes: usize,
 }
 
 /// The receiver's routes: GET (verification) and POST (events) on `path`.
-pub fn router(path: &str, state: HookState, max_body_bytes: usize) -> Router {
+pub fn router(path: &str, state: HookState) -> Router {
     // Only the hook: this port may face Okta (the internet); metrics stay on http.listen.
+    // No body-limit layer: it would answer 413 before the secret is checked; `receive` reads
+    // the body itself, with the limit, after checking it.
     Router::new()
         .route(path, get(verify).post(receive))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(state))
 }
 
@@ -63,8 +74,61 @@ fn count(result: &str) {
         .inc();
 }
 
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+/// An error answer, counted as `result`.
+fn refuse(result: &str, status: StatusCode, message: impl Into<String>) -> Response {
+    count(result);
     (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// What the receiver requires of a delivery: Okta's envelope with a `data.events` array.
+#[derive(Deserialize)]
+struct Envelope {
+    data: Option<EnvelopeData>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeData {
+    events: Option<Vec<IgnoredAny>>,
+}
+
+/// How many events the envelope holds, or why it is not one.
+fn envelope_events(body: &[u8]) -> Result<usize, String> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        format!("not an Okta Event Hook delivery (an object with `data.events`): {e}")
+    })?;
+    envelope
+        .data
+        .and_then(|data| data.events)
+        .map(|events| events.len())
+        .ok_or_else(|| {
+            "missing_field: `data.events` is required (an Okta Event Hook delivery)".into()
+        })
+}
+
+/// The body, at most `limit` bytes (`None` beyond): a declared length over it is refused
+/// before anything is read.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, axum::Error> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if bytes.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
 }
 
 /// Okta's one-time verification: echo `X-Okta-Verification-Challenge`.
@@ -72,6 +136,7 @@ async fn verify(State(state): State<Arc<HookState>>, headers: HeaderMap) -> Resp
     if !authorized(&state, &headers) {
         warn!("Event Hook verification with a missing or wrong Authorization header");
         return refuse(
+            "unauthorized",
             StatusCode::UNAUTHORIZED,
             "missing or wrong Authorization header",
         );
@@ -82,9 +147,11 @@ async fn verify(State(state): State<Arc<HookState>>, headers: HeaderMap) -> Resp
     {
         Some(challenge) => {
             info!("Event Hook verified");
+            count("verified");
             Json(json!({"verification": challenge})).into_response()
         }
         None => refuse(
+            "malformed",
             StatusCode::BAD_REQUEST,
             "no X-Okta-Verification-Challenge header",
         ),
@@ -92,21 +159,60 @@ async fn verify(State(state): State<Arc<HookState>>, headers: HeaderMap) -> Resp
 }
 
 /// A delivery: every event on the topic, acknowledged, before 200.
-async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&state, &headers) {
+async fn receive(State(state): State<Arc<HookState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if !authorized(&state, &parts.headers) {
         warn!("Event Hook delivery with a missing or wrong Authorization header refused");
-        count("unauthorized");
         return refuse(
+            "unauthorized",
             StatusCode::UNAUTHORIZED,
             "missing or wrong Authorization header",
         );
+    }
+    let body = match read_body(&parts.headers, body, state.max_body_bytes).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            warn!(
+                limit = state.max_body_bytes,
+                "oversized Event Hook delivery refused"
+            );
+            return refuse(
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is over {} bytes (ingest.hook_max_body_bytes)",
+                    state.max_body_bytes
+                ),
+            );
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read an Event Hook delivery");
+            return refuse(
+                "malformed",
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    match envelope_events(&body) {
+        Ok(0) => {
+            // Nothing to store is not an error: Okta would only retry it.
+            info!("Event Hook delivery without events");
+            count("empty");
+            return StatusCode::OK.into_response();
+        }
+        Ok(_) => {}
+        Err(error) => {
+            warn!(%error, "malformed Event Hook delivery refused");
+            return refuse("malformed", StatusCode::BAD_REQUEST, error);
+        }
     }
     let events = match keyed_events(&body, state.max_event_bytes) {
         Ok(events) => events,
         Err(refused) => {
             warn!(reason = refused.reason, error = %refused.error, "malformed Event Hook delivery refused");
-            count("malformed");
             return refuse(
+                "malformed",
                 StatusCode::BAD_REQUEST,
                 format!("{}: {}", refused.reason, refused.error),
             );
@@ -122,8 +228,11 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
             Ok(delivery) => deliveries.push(delivery),
             Err((e, _)) => {
                 warn!(error = %e, "cannot queue an event; Okta will retry");
-                count("unavailable");
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, "the event queue is full");
+                return refuse(
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the event queue is full",
+                );
             }
         }
     }
@@ -141,6 +250,7 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
             failed, "Event Hook delivery not acknowledged by the broker; answering 503"
         );
         return refuse(
+            "unavailable",
             StatusCode::SERVICE_UNAVAILABLE,
             "the events could not be stored; retry",
         );

@@ -3,4 +3,5 @@
 
 pub mod command;
 pub mod hook;
+pub mod link;
 pub mod poll;

@@ -56,6 +56,9 @@ pub struct FakeResponse {
     pub reset_in_secs: Option<i64>,
 }
 
+/// A header [`FakeResponse::cut_off`] marks its answer with (never sent).
+const CUT_MARKER: &str = "x-fake-cut-connection";
+
 impl FakeResponse {
     /// An empty answer with `status`.
     pub fn new(status: u16) -> Self {
@@ -84,7 +87,21 @@ impl FakeResponse {
         response
     }
 
-    /// With a header.
+    /// The connection drops after the status line and headers, before any body: what a client
+    /// sees of a network failure mid-answer.
+    pub fn cut_off() -> Self {
+        FakeResponse::new(200).header(CUT_MARKER, "1")
+    }
+
+    /// With a text body (and its content type): an answer that is not the vendor's JSON.
+    pub fn text(mut self, body: &str) -> Self {
+        self.body = body.to_owned();
+        self.headers
+            .push(("content-type".into(), "text/html; charset=utf-8".into()));
+        self
+    }
+
+    /// With a header (one field per call: several of one name are sent as separate fields).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -99,15 +116,24 @@ impl FakeResponse {
     }
 
     fn into_response(self, okta_now: chrono::DateTime<chrono::Utc>) -> Response {
-        let mut response = (StatusCode::from_u16(self.status).unwrap(), self.body).into_response();
+        let status = StatusCode::from_u16(self.status).unwrap();
+        let cut = self.headers.iter().any(|(name, _)| name == CUT_MARKER);
+        let mut response = if cut {
+            let broken = futures::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("connection cut by the fake"))
+            });
+            (status, axum::body::Body::from_stream(broken)).into_response()
+        } else {
+            (status, self.body).into_response()
+        };
         if let Some(secs) = self.reset_in_secs {
             let reset = okta_now.timestamp() + secs;
             response
                 .headers_mut()
                 .insert("x-rate-limit-reset", reset.to_string().parse().unwrap());
         }
-        for (name, value) in self.headers {
-            response.headers_mut().insert(
+        for (name, value) in self.headers.into_iter().filter(|(n, _)| n != CUT_MARKER) {
+            response.headers_mut().append(
                 axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value.parse().unwrap(),
             );
@@ -149,8 +175,11 @@ struct State {
     incidents: Vec<Incident>,
     requests: Vec<Recorded>,
     injected: Vec<(String, VecDeque<FakeResponse>)>,
-    /// The System Log, oldest first.
-    logs: Vec<Value>,
+    /// The System Log, oldest first, with when each event was stored (polling queries filter
+    /// `since` on that time).
+    logs: Vec<(chrono::DateTime<chrono::Utc>, Value)>,
+    /// Send the System Log's `Link`s as one comma-joined field instead of one field each.
+    comma_joined_links: bool,
     /// The Okta base URL, for absolute `Link` headers.
     okta_base: String,
     latency: Duration,
@@ -347,9 +376,22 @@ impl Fakes {
             .push((path_contains.to_owned(), responses.into()));
     }
 
-    /// Add events to the System Log (`GET /api/v1/logs`), oldest first.
+    /// Add events to the System Log (`GET /api/v1/logs`), oldest first, stored now.
     pub fn append_logs(&self, events: &[Value]) {
-        self.lock().logs.extend(events.iter().cloned());
+        self.append_logs_stored_at(events, chrono::Utc::now());
+    }
+
+    /// Add events that Okta stored at `at` (a polling `since` after it does not return them).
+    pub fn append_logs_stored_at(&self, events: &[Value], at: chrono::DateTime<chrono::Utc>) {
+        self.lock()
+            .logs
+            .extend(events.iter().map(|e| (at, e.clone())));
+    }
+
+    /// Send the System Log's self and next links as one comma-joined `Link` field (RFC 8288
+    /// allows it) instead of Okta's two separate fields.
+    pub fn comma_joined_links(&self, joined: bool) {
+        self.lock().comma_joined_links = joined;
     }
 
     /// Wait this long before answering any request.
@@ -1050,8 +1092,9 @@ fn route(
     Err(StatusCode::NOT_FOUND.into_response())
 }
 
-/// `GET /api/v1/logs` in polling mode: pages of `limit` from the opaque `after` cursor, with the
-/// `Link` headers (self, and next — always, as Okta does without `until`) and rate-limit headers.
+/// `GET /api/v1/logs` in polling mode: pages of `limit` from `since` (on the time events were
+/// stored), then from the opaque `after` cursor, with the `Link` headers as Okta sends them
+/// (separate self and next fields; next always, as without `until`) and rate-limit headers.
 fn system_log(
     state: &State,
     method: &str,
@@ -1101,25 +1144,44 @@ fn system_log(
                 0
             }
         },
-        None => {
-            if !query.contains_key("since") {
-                violations.push("the first request names `since`".into());
+        // Polling: the first event stored at or after `since`.
+        None => match query
+            .get("since")
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s))
+        {
+            Some(Ok(since)) => state.logs.partition_point(|(stored, _)| *stored < since),
+            Some(Err(e)) => {
+                violations.push(format!("`since` is not an ISO 8601 timestamp: {e}"));
+                0
             }
-            0
-        }
+            None => {
+                violations.push("the first request names `since`".into());
+                0
+            }
+        },
     };
     let to = (from + limit).min(state.logs.len());
-    let page: Vec<Value> = state.logs[from.min(to)..to].to_vec();
+    let page: Vec<Value> = state.logs[from.min(to)..to]
+        .iter()
+        .map(|(_, e)| e.clone())
+        .collect();
     let link = |after: usize, rel: &str| {
         format!(
             "<{}/api/v1/logs?limit={limit}&sortOrder=ASCENDING&after=c{after}>; rel=\"{rel}\"",
             state.okta_base
         )
     };
-    let header = format!("{}, {}", link(from, "self"), link(to, "next"));
     let mut response = axum::Json(page).into_response();
     let headers = response.headers_mut();
-    headers.insert("link", header.parse().unwrap());
+    // Okta sends one `Link` field per link.
+    let links = if state.comma_joined_links {
+        vec![format!("{}, {}", link(from, "self"), link(to, "next"))]
+    } else {
+        vec![link(from, "self"), link(to, "next")]
+    };
+    for value in links {
+        headers.append("link", value.parse().unwrap());
+    }
     headers.insert("x-rate-limit-limit", "120".parse().unwrap());
     headers.insert("x-rate-limit-remaining", "119".parse().unwrap());
     let reset = chrono::Utc::now().timestamp() + 60;
