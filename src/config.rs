@@ -243,8 +243,9 @@ pub struct RespondConfig {
     pub max_destructive_per_minute: u32,
     /// How long an open circuit holds destructive actions (seconds).
     pub circuit_open_secs: u64,
-    /// Attempts per action (and per condition check) before it is dead-lettered.
-    pub retry_max_attempts: usize,
+    /// Time from an action's first call within which it is retried (and a condition check);
+    /// a retry that would start later is not made and the action is dead-lettered (seconds).
+    pub retry_budget_secs: u64,
     /// First retry delay (milliseconds); doubles per attempt, with jitter.
     pub retry_min_delay_ms: u64,
     /// Longest retry delay (milliseconds), unless the vendor asks for longer.
@@ -265,7 +266,7 @@ impl Default for RespondConfig {
             protected_users: Vec::new(),
             max_destructive_per_minute: 20,
             circuit_open_secs: 900,
-            retry_max_attempts: 6,
+            retry_budget_secs: 120,
             retry_min_delay_ms: 200,
             retry_max_delay_ms: 30_000,
             http_timeout_ms: 10_000,

@@ -213,8 +213,9 @@ fn rate_limits_and_errors_are_classified_with_the_wait_the_vendor_asks() {
         Err(Failure::Retryable {
             after: Some(after), ..
         }) => {
+            // Reset − Date, plus the second both were rounded down by.
             assert!(
-                after > Duration::from_secs(25) && after <= Duration::from_secs(30),
+                after >= Duration::from_secs(29) && after <= Duration::from_secs(31),
                 "{after:?}"
             )
         }
@@ -666,11 +667,14 @@ fn okta_errors_keep_oktas_answer() {
         })
     ));
     assert_eq!(fakes.sessions_cleared("00uA"), 0);
-    // A 429 without Okta's headers is still retryable, with no wait to honour.
+    // A 429 without Okta's headers is still a rate limit: a wait of zero (the stage floors it).
     fakes.fail_next("/sessions", vec![FakeResponse::new(429)]);
     assert!(matches!(
         run(&c, &one("00uA", ActionKind::OktaClearSessions, json!({}))),
-        Err(Failure::Retryable { after: None, .. })
+        Err(Failure::Retryable {
+            after: Some(Duration::ZERO),
+            ..
+        })
     ));
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
@@ -692,9 +696,10 @@ fn slack_failures_are_classified_and_messages_are_safe() {
         Err(Failure::Retryable { after, .. }) => assert_eq!(after, Some(Duration::from_secs(4))),
         other => panic!("{other:?}"),
     }
+    // A 5xx to a post may have posted it: looked up before any retry.
     assert!(matches!(
         run(&c, &one("00uA", ActionKind::SlackNotify, json!({}))),
-        Err(Failure::Retryable { .. })
+        Err(Failure::MaybeApplied { .. })
     ));
     assert!(fakes.slack_messages().is_empty());
 
@@ -759,12 +764,14 @@ fn a_webhook_answers_in_plain_text() {
                 status: 400,
                 headers: vec![],
                 body: "invalid_payload".into(),
+                reset_in_secs: None,
             },
             FakeResponse::new(429).header("Retry-After", "9"),
             FakeResponse {
                 status: 200,
                 headers: vec![],
                 body: "something else".into(),
+                reset_in_secs: None,
             },
             FakeResponse::new(500),
         ],
@@ -798,7 +805,7 @@ fn a_webhook_answers_in_plain_text() {
             ..
         })
     ));
-    assert!(matches!(run(&c, &d), Err(Failure::Retryable { .. })));
+    assert!(matches!(run(&c, &d), Err(Failure::MaybeApplied { .. })));
     let done = run(&c, &d).unwrap();
     assert_eq!(done.outcome, Outcome::Done);
     assert!(!done.detail.to_string().contains("/slack/webhook"));
@@ -926,7 +933,10 @@ fn pagerduty_resolves_and_reports_status_and_rate_limits() {
     );
     assert!(matches!(
         run(&c, &trigger),
-        Err(Failure::Retryable { after: None, .. })
+        Err(Failure::Retryable {
+            after: Some(Duration::ZERO),
+            ..
+        })
     ));
     match run(&c, &trigger) {
         Err(Failure::Retryable { after, .. }) => assert_eq!(after, Some(Duration::from_secs(20))),
@@ -1075,4 +1085,202 @@ fn shadow_mode_sends_nothing_whatever_credentials_are_configured() {
         assert_eq!(executed.outcome, Outcome::DryRun, "{kind:?}");
     }
     assert!(fakes.requests().is_empty(), "{:?}", fakes.requests());
+}
+
+/// The `after` of a retryable failure (panics on anything else).
+fn wait_asked(result: Result<vigil::connector::Executed, Failure>) -> Duration {
+    match result {
+        Err(Failure::Retryable {
+            after: Some(after), ..
+        }) => after,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn okta_rate_limit_waits_are_read_on_oktas_clock() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uA", "ACTIVE");
+    let clear = one("00uA", ActionKind::OktaClearSessions, json!({}));
+    // Okta's clock five minutes ahead of ours: by our clock the reset is 303 s away, by
+    // Okta's 3 s (plus the second both values were rounded down by).
+    fakes.set_okta_clock_skew(300);
+    fakes.fail_next("/sessions", vec![FakeResponse::okta_rate_limited(3)]);
+    let after = wait_asked(run(&connectors(&fakes, ALL), &clear));
+    assert!(
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(4),
+        "{after:?}"
+    );
+    // Five minutes behind: by our clock the reset is long past (no wait), by Okta's 3 s away.
+    fakes.set_okta_clock_skew(-300);
+    fakes.fail_next("/sessions", vec![FakeResponse::okta_rate_limited(3)]);
+    let after = wait_asked(run(&connectors(&fakes, ALL), &clear));
+    assert!(
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(4),
+        "{after:?}"
+    );
+    // A reset that is now or past asks for no wait of its own (the stage waits its floor).
+    fakes.set_okta_clock_skew(0);
+    for reset_in in [0, -5] {
+        fakes.fail_next("/sessions", vec![FakeResponse::okta_rate_limited(reset_in)]);
+        let after = wait_asked(run(&connectors(&fakes, ALL), &clear));
+        assert!(after <= Duration::from_secs(1), "{reset_in}: {after:?}");
+    }
+    assert_eq!(fakes.sessions_cleared("00uA"), 0, "a 429 changes nothing");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn an_answer_lost_after_sending_a_reset_or_post_may_have_been_applied() {
+    let fakes = Fakes::start();
+    fakes.add_user("00uA", "ACTIVE");
+    let c = connectors(&fakes, ALL);
+    let rt = runtime();
+    let attempt = |d: &Decision| {
+        rt.block_on(c.execute(&ActionRequest {
+            decision: d,
+            action: &d.actions[0],
+            note: None,
+        }))
+    };
+    let lookup = |d: &Decision, since| {
+        rt.block_on(c.reconcile(
+            &ActionRequest {
+                decision: d,
+                action: &d.actions[0],
+                note: None,
+            },
+            since,
+        ))
+        .unwrap()
+    };
+    // Okta resets the password and the connection drops before the answer.
+    let reset = one("00uA", ActionKind::OktaResetPassword, json!({}));
+    let intent = chrono::Utc::now();
+    fakes.drop_next("/reset_password");
+    assert!(
+        matches!(attempt(&reset), Err(Failure::MaybeApplied { .. })),
+        "a dropped connection after a write is not a plain retry"
+    );
+    assert_eq!(fakes.user_status("00uA").as_deref(), Some("RECOVERY"));
+    assert!(matches!(lookup(&reset, intent), Reconciled::AlreadyDone(_)));
+    // Slack posts, then answers after the client's timeout (2 s).
+    let post = one("00uA", ActionKind::SlackNotify, json!({}));
+    fakes.delay_next("chat.postMessage", Duration::from_secs(3));
+    match attempt(&post) {
+        Err(Failure::MaybeApplied { detail, .. }) => assert!(detail.contains("timed out")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fakes.slack_messages().len(), 1);
+    assert!(matches!(lookup(&post, intent), Reconciled::AlreadyDone(_)));
+    // What a repeat cannot harm is simply retryable: the dedup key, an idempotent DELETE.
+    fakes.drop_next("/v2/enqueue");
+    assert!(matches!(
+        attempt(&one("00uA", ActionKind::PagerdutyTrigger, json!({}))),
+        Err(Failure::Retryable { .. })
+    ));
+    fakes.delay_next("/sessions", Duration::from_secs(3));
+    assert!(matches!(
+        attempt(&one("00uA", ActionKind::OktaClearSessions, json!({}))),
+        Err(Failure::Retryable { .. })
+    ));
+    // Nothing listening: the request never left, so it is safe to try again.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let okta = OktaConfig {
+        base_url: Some(format!("http://127.0.0.1:{closed}")),
+        ..OktaConfig::default()
+    };
+    let refused = Connectors::new(
+        &okta,
+        &SlackConfig::default(),
+        &PagerDutyConfig::default(),
+        Duration::from_secs(2),
+        &|name: &str| (name == "VIGIL_OKTA_TOKEN").then(|| "okta-test-token".to_owned()),
+    )
+    .unwrap();
+    match rt.block_on(refused.execute(&ActionRequest {
+        decision: &reset,
+        action: &reset.actions[0],
+        note: None,
+    })) {
+        Err(Failure::Retryable { detail, .. }) => assert!(detail.contains("cannot connect")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_reset_is_found_whatever_oktas_clock_says() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    let rt = runtime();
+    for (user, skew) in [("00uAHEAD", 90), ("00uBEHIND", -90)] {
+        fakes.set_okta_clock_skew(skew);
+        fakes.add_user(user, "ACTIVE");
+        let reset = one(user, ActionKind::OktaResetPassword, json!({}));
+        let request = ActionRequest {
+            decision: &reset,
+            action: &reset.actions[0],
+            note: None,
+        };
+        let intent = chrono::Utc::now();
+        fakes.drop_next("/reset_password");
+        assert!(matches!(
+            rt.block_on(c.execute(&request)),
+            Err(Failure::MaybeApplied { .. })
+        ));
+        // statusChanged is on Okta's clock: compared with the intent through its Date.
+        match rt.block_on(c.reconcile(&request, intent)).unwrap() {
+            Reconciled::AlreadyDone(found) => assert_eq!(found["status_read"], "RECOVERY"),
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    // A reset before the intent (by Okta's clock, ahead of ours) is not this action's.
+    fakes.set_okta_clock_skew(90);
+    fakes.add_user("00uEARLIER", "ACTIVE");
+    fakes.change_status_now("00uEARLIER", "RECOVERY");
+    // Further back than the lookup's margin (two seconds, and the second Date is rounded by).
+    std::thread::sleep(Duration::from_millis(3_500));
+    let reset = one("00uEARLIER", ActionKind::OktaResetPassword, json!({}));
+    let request = ActionRequest {
+        decision: &reset,
+        action: &reset.actions[0],
+        note: None,
+    };
+    assert_eq!(
+        rt.block_on(c.reconcile(&request, chrono::Utc::now()))
+            .unwrap(),
+        Reconciled::NotDone
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_critical_decision_opens_a_critical_incident_whatever_its_score() {
+    let fakes = Fakes::start();
+    let c = connectors(&fakes, ALL);
+    let mut d = one("00uADM", ActionKind::PagerdutyTrigger, json!({}));
+    d.severity = vigil::decision::Severity::Critical;
+    d.risk_score = 30;
+    run(&c, &d).unwrap();
+    let sent: Value = serde_json::from_str(&fakes.requests().pop().unwrap().body).unwrap();
+    assert_eq!(sent["payload"]["severity"], "critical");
+    assert_eq!(
+        fakes.incident_severity("vigil-00uADM"),
+        Some(("critical".into(), "high".into())),
+        "critical pages at high urgency"
+    );
+    // A milder decision with a high score is raised by it.
+    let mut d = one("00uLOW", ActionKind::PagerdutyTrigger, json!({}));
+    d.severity = vigil::decision::Severity::Low;
+    d.risk_score = 92;
+    run(&c, &d).unwrap();
+    assert_eq!(
+        fakes.incident_severity("vigil-00uLOW"),
+        Some(("critical".into(), "high".into()))
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
 }

@@ -898,3 +898,284 @@ fn lag_is_published_while_the_stage_waits_on_a_slow_vendor() {
         3
     );
 }
+
+/// When each request whose path contains `part` reached the fakes, oldest first.
+fn arrivals(fakes: &Fakes, part: &str) -> Vec<Instant> {
+    fakes
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains(part))
+        .map(|r| r.at)
+        .collect()
+}
+
+/// The gaps between consecutive arrivals.
+fn gaps(times: &[Instant]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// The ledger's `retries` notes of an entry.
+fn notes(entry: &Value) -> Vec<String> {
+    entry["retries"]
+        .as_array()
+        .map(|n| n.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_rate_limit_reset_now_or_past_is_waited_out_at_the_floor_not_in_a_burst() {
+    let s = setup("floor", true);
+    s.fakes.add_user("00uSTEP", "ACTIVE");
+    // Okta rounds the reset down to the second: read a moment later it is now, or past.
+    s.fakes.fail_next(
+        "/sessions",
+        vec![
+            FakeResponse::okta_rate_limited(0),
+            FakeResponse::okta_rate_limited(-2),
+        ],
+    );
+    s.fakes
+        .fail_next("/groups/", vec![FakeResponse::okta_rate_limited(0)]);
+    let d = decision(
+        "00uSTEP",
+        "e-step",
+        vec![
+            act(ActionKind::OktaClearSessions, json!({})),
+            act(ActionKind::OktaAddToGroup, json!({"group_id": "00gSTEPUP"})),
+            act(
+                ActionKind::OktaAddToGroup,
+                json!({"group_id": "00gSTEPUP2"}),
+            ),
+        ],
+    );
+    let (ledger, _) = run_to_final(&s.config, &[&d]);
+    let ids: Vec<&str> = d.actions.iter().map(|a| a.action_id.as_str()).collect();
+    for id in &ids {
+        assert_eq!(status_of(&ledger, id), "succeeded", "{}", ledger[*id]);
+    }
+    let attempts: Vec<u64> = ids
+        .iter()
+        .map(|id| ledger[*id]["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [3, 2, 1], "{ledger:?}");
+    // No burst: exactly one request per attempt, each retry at least the floor (1 s) after
+    // the rate-limited one.
+    let sessions = arrivals(&s.fakes, "/sessions");
+    assert_eq!(sessions.len(), 3);
+    let groups = arrivals(&s.fakes, "/groups/");
+    assert_eq!(groups.len(), 3, "two group adds, one of them retried once");
+    for gap in gaps(&sessions).into_iter().chain(gaps(&groups[..2])) {
+        assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
+    }
+    assert_eq!(s.fakes.sessions_cleared("00uSTEP"), 1);
+    assert_eq!(s.fakes.group_members("00gSTEPUP"), ["00uSTEP"]);
+    assert_eq!(s.fakes.group_members("00gSTEPUP2"), ["00uSTEP"]);
+    assert_eq!(notes(&ledger[ids[0]]).len(), 2, "{}", ledger[ids[0]]);
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_rate_limit_wait_follows_the_vendors_clock_not_ours() {
+    let s = setup("skew", true);
+    s.fakes.add_user("00uBEHIND", "ACTIVE");
+    s.fakes.add_user("00uAHEAD", "ACTIVE");
+    let stage = respond(&s.config);
+    let mut spacing = Vec::new();
+    // Okta's clock 5 minutes behind ours (by ours the reset is long past: a 1 s floor), then
+    // 5 minutes ahead (by ours it is 303 s away: beyond the capped wait and the budget).
+    for (user, skew) in [("00uBEHIND", -300), ("00uAHEAD", 300)] {
+        s.fakes.set_okta_clock_skew(skew);
+        s.fakes
+            .fail_next("/sessions", vec![FakeResponse::okta_rate_limited(3)]);
+        let d = decision(
+            user,
+            &format!("e-{user}"),
+            vec![act(ActionKind::OktaClearSessions, json!({}))],
+        );
+        produce_decisions(&s.config, &[&d]);
+        let id = d.actions[0].action_id.as_str();
+        let ledger = final_ledger(&s.config, &[id]);
+        assert_eq!(status_of(&ledger, id), "succeeded", "{}", ledger[id]);
+        assert_eq!(ledger[id]["attempts"], 2);
+        let times = arrivals(&s.fakes, &format!("/users/{user}/sessions"));
+        assert_eq!(times.len(), 2);
+        spacing.push(times[1] - times[0]);
+    }
+    stage.stop();
+    for gap in spacing {
+        // Reset − Date is 3 s (4 with the rounding second), whatever our clock says.
+        assert!(
+            gap >= Duration::from_secs(3) && gap < Duration::from_secs(60),
+            "retried after {gap:?}"
+        );
+    }
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn an_answer_lost_after_a_reset_post_or_page_is_looked_up_before_any_retry() {
+    let s = setup("late", true);
+    for user in ["00uLATE", "00uDROP"] {
+        s.fakes.add_user(user, "ACTIVE");
+    }
+    let acts = || {
+        vec![
+            act(ActionKind::OktaResetPassword, json!({"send_email": true})),
+            act(ActionKind::SlackNotify, json!({})),
+            act(ActionKind::PagerdutyTrigger, json!({})),
+        ]
+    };
+    // 00uLATE: each vendor applies the request and answers after the client's timeout (2 s).
+    let late = decision("00uLATE", "e-late", acts());
+    // 00uDROP: each vendor applies the request and drops the connection without answering.
+    let dropped = decision("00uDROP", "e-drop", acts());
+    for path in ["/reset_password", "chat.postMessage", "/v2/enqueue"] {
+        s.fakes.delay_next(path, Duration::from_secs(3));
+    }
+    let stage = respond(&s.config);
+    produce_decisions(&s.config, &[&late]);
+    let late_ids: Vec<&str> = late.actions.iter().map(|a| a.action_id.as_str()).collect();
+    let late_ledger = final_ledger(&s.config, &late_ids);
+    for path in ["/reset_password", "chat.postMessage", "/v2/enqueue"] {
+        s.fakes.drop_next(path);
+    }
+    produce_decisions(&s.config, &[&dropped]);
+    let drop_ids: Vec<&str> = dropped
+        .actions
+        .iter()
+        .map(|a| a.action_id.as_str())
+        .collect();
+    let drop_ledger = final_ledger(&s.config, &drop_ids);
+    stage.stop();
+
+    for (user, ledger, ids) in [
+        ("00uLATE", &late_ledger, &late_ids),
+        ("00uDROP", &drop_ledger, &drop_ids),
+    ] {
+        for id in ids.iter() {
+            assert_eq!(
+                status_of(ledger, id),
+                "succeeded",
+                "{user}: {}",
+                ledger[*id]
+            );
+        }
+        // One reset (one email): found by the lookup, not sent again.
+        assert_eq!(
+            s.fakes.count(
+                "POST",
+                &format!("/okta/api/v1/users/{user}/lifecycle/reset_password")
+            ),
+            1,
+            "{user}"
+        );
+        assert_eq!(s.fakes.user_status(user).as_deref(), Some("RECOVERY"));
+        for id in &ids[..2] {
+            let entry = &ledger[*id];
+            assert!(
+                entry["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("reconciled after an uncertain answer")),
+                "{user}: {entry}"
+            );
+            assert_eq!(entry["attempts"], 2, "the call, then the lookup: {entry}");
+            let notes = notes(entry);
+            assert!(notes[0].contains("may have been applied"), "{notes:?}");
+            assert!(
+                notes[1].contains("looked up after the uncertain answer: the vendor shows it done"),
+                "{notes:?}"
+            );
+        }
+        assert_eq!(ledger[ids[0]]["detail"]["status_read"], "RECOVERY");
+        assert!(ledger[ids[1]]["detail"]["ts"].is_string());
+        // PagerDuty merges the repeat into the incident by its dedup key: one incident.
+        assert_eq!(ledger[ids[2]]["attempts"], 2);
+        assert_eq!(
+            s.fakes.incident_count(&vigil::connector::dedup_key(user)),
+            1
+        );
+    }
+    // One message per user.
+    assert_eq!(s.fakes.slack_messages().len(), 2);
+    assert_eq!(s.fakes.count("POST", "/slack/api/chat.postMessage"), 2);
+    assert_eq!(s.fakes.count("POST", "/pd-events/v2/enqueue"), 4);
+    assert_eq!(s.fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_webhook_post_whose_answer_is_lost_is_sent_again_marked_as_a_possible_repeat() {
+    let mut s = setup("lostwebhook", false);
+    let webhook = s._dir.path().join("webhook");
+    std::fs::write(&webhook, s.fakes.slack_webhook()).unwrap();
+    s.config.slack.webhook_url_file = Some(webhook);
+    s.fakes.drop_next("/slack/webhook/");
+    let d = decision(
+        "00uHOOK",
+        "e-hook",
+        vec![act(ActionKind::SlackNotify, json!({}))],
+    );
+    let (ledger, _) = run_to_final(&s.config, &[&d]);
+    let entry = &ledger[&d.actions[0].action_id];
+    assert_eq!(entry["status"], "succeeded", "{entry}");
+    // It cannot be looked up: the message is sent again, marked, rather than lost.
+    let messages = s.fakes.slack_messages();
+    assert_eq!(messages.len(), 2);
+    assert!(!messages[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("possible repeat"));
+    assert!(
+        messages[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("possible repeat"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        notes(entry).iter().any(|n| n.contains("cannot be checked")),
+        "{entry}"
+    );
+}
+
+#[test]
+fn retries_end_with_the_time_budget() {
+    let mut s = setup("budget", true);
+    s.config.respond.retry_budget_secs = 3;
+    s.fakes.add_user("00uBUSY", "ACTIVE");
+    // A wait of 30 s is beyond the budget: not waited for, recorded failed with why.
+    s.fakes.fail_next(
+        "chat.postMessage",
+        vec![FakeResponse::new(429).header("Retry-After", "30")],
+    );
+    // A vendor failing for longer than the budget: retried with backoff, then given up.
+    s.fakes
+        .fail_next("/groups/", vec![FakeResponse::new(503); 200]);
+    let d = decision(
+        "00uBUSY",
+        "e-busy",
+        vec![
+            act(ActionKind::SlackNotify, json!({})),
+            act(ActionKind::OktaAddToGroup, json!({"group_id": "00gSTEPUP"})),
+        ],
+    );
+    let (ledger, _) = run_to_final(&s.config, &[&d]);
+    let post = &ledger[&d.actions[0].action_id];
+    assert_eq!(post["status"], "failed", "{post}");
+    assert_eq!(post["attempts"], 1);
+    assert!(
+        notes(post)
+            .iter()
+            .any(|n| n.contains("retry budget of 3 s")),
+        "{post}"
+    );
+    assert!(s.fakes.slack_messages().is_empty());
+    let group = &ledger[&d.actions[1].action_id];
+    assert_eq!(group["status"], "failed", "{group}");
+    let calls = s.fakes.count_prefix("PUT", "/okta/api/v1/groups/");
+    assert!(
+        (2..200).contains(&calls),
+        "retried within the budget, then stopped: {calls} calls"
+    );
+    assert_eq!(group["attempts"], calls as u64);
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
@@ -157,7 +158,9 @@ impl Call {
         })
     }
 
-    /// Send it; a transport error (timeout, refused connection) is retryable.
+    /// Send it. A request that never reached the vendor (no connection) is retryable; one that
+    /// may have (timed out or cut off after it was sent) is retryable when it only reads, and
+    /// [`Failure::MaybeApplied`] when it writes.
     pub async fn send(&self, client: &reqwest::Client) -> Result<Answer, Failure> {
         let mut request = client.request(self.method.clone(), self.url.clone());
         for (name, value) in &self.headers {
@@ -178,41 +181,48 @@ impl Call {
         if let Some(body) = &self.body {
             request = request.body(body.to_string());
         }
-        let response = request.send().await.map_err(|e| Failure::Retryable {
-            after: None,
-            detail: format!(
-                "{} {}: {}",
-                self.method,
-                self.redacted_url(),
-                transport_error(e)
-            ),
+        let what = format!("{} {}", self.method, self.redacted_url());
+        let response = request.send().await.map_err(|e| {
+            let sent = !e.is_connect();
+            self.lost(sent, format!("{what}: {}", transport_error(e)))
         })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| Failure::Retryable {
-            after: None,
-            detail: format!(
-                "{} {}: reading the answer: {e}",
-                self.method,
-                self.redacted_url()
-            ),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.lost(true, format!("{what}: reading the answer: {e}")))?;
         if bytes.len() > MAX_READ_BODY {
-            return Err(Failure::Retryable {
-                after: None,
-                detail: format!(
-                    "{} {}: answer over {MAX_READ_BODY} bytes",
-                    self.method,
-                    self.redacted_url()
-                ),
-            });
+            return Err(self.lost(true, format!("{what}: answer over {MAX_READ_BODY} bytes")));
         }
         Ok(Answer {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
-            what: format!("{} {}", self.method, self.redacted_url()),
+            what,
+            writes: self.writes(),
         })
+    }
+
+    /// Whether the request can change something at the vendor (anything but GET and HEAD).
+    fn writes(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+
+    /// The failure of a call whose answer was lost: if it was `sent` and writes, it may have
+    /// been applied.
+    fn lost(&self, sent: bool, detail: String) -> Failure {
+        if sent && self.writes() {
+            Failure::MaybeApplied {
+                after: None,
+                detail,
+            }
+        } else {
+            Failure::Retryable {
+                after: None,
+                detail,
+            }
+        }
     }
 
     fn redacted_url(&self) -> String {
@@ -262,6 +272,8 @@ pub struct Answer {
     pub body: String,
     /// "METHOD url" for messages.
     pub what: String,
+    /// Whether the request could change something at the vendor (not a GET).
+    pub writes: bool,
 }
 
 impl Answer {
@@ -275,19 +287,44 @@ impl Answer {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 
-    /// 2xx → `Ok(self)`; 429, 408 and 5xx → retryable (after `Retry-After` when given, or
-    /// `after` when the caller knows better); anything else is permanent, with the body.
+    /// The vendor's clock when it answered (the `Date` header, whole seconds).
+    pub fn vendor_now(&self) -> Option<DateTime<Utc>> {
+        http_date(self.header("date")?)
+    }
+
+    /// The wait `Retry-After` asks for: seconds, or an HTTP-date read against the vendor's own
+    /// `Date` (our clock only when it sent none), so a skewed clock changes nothing.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header("retry-after")?;
+        if let Some(wait) = retry_after(value) {
+            return Some(wait);
+        }
+        let at = http_date(value)?;
+        let now = self.vendor_now().unwrap_or_else(Utc::now);
+        Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// 2xx → `Ok(self)`; 429 → retryable after `after` when the caller knows the vendor's
+    /// wait, else after `Retry-After`, else after no stated wait (`Some(ZERO)`: the respond
+    /// stage still waits its rate-limit floor); 408 → retryable; 5xx → retryable for a read,
+    /// [`Failure::MaybeApplied`] for a write (the vendor may have done it before failing);
+    /// anything else is permanent, with the body.
     pub fn check(self, after: Option<Duration>) -> Result<Answer, Failure> {
         match self.status {
             200..=299 => Ok(self),
-            408 | 429 | 500..=599 => Err(Failure::Retryable {
-                after: after.or_else(|| self.header("retry-after").and_then(retry_after)),
-                detail: format!(
-                    "{} answered {}: {}",
-                    self.what,
-                    self.status,
-                    truncated(&self.body)
-                ),
+            429 => Err(Failure::Retryable {
+                after: after
+                    .or_else(|| self.retry_after())
+                    .or(Some(Duration::ZERO)),
+                detail: self.failure_detail(),
+            }),
+            500..=599 if self.writes => Err(Failure::MaybeApplied {
+                after: after.or_else(|| self.retry_after()),
+                detail: self.failure_detail(),
+            }),
+            408 | 500..=599 => Err(Failure::Retryable {
+                after: after.or_else(|| self.retry_after()),
+                detail: self.failure_detail(),
             }),
             status => Err(Failure::Permanent {
                 status: Some(status),
@@ -296,6 +333,25 @@ impl Answer {
             }),
         }
     }
+}
+
+impl Answer {
+    /// "METHOD url answered STATUS: body" for a failure.
+    fn failure_detail(&self) -> String {
+        format!(
+            "{} answered {}: {}",
+            self.what,
+            self.status,
+            truncated(&self.body)
+        )
+    }
+}
+
+/// An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(value.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `Retry-After` in seconds (the form Slack and PagerDuty use).
@@ -337,7 +393,7 @@ mod tests {
 
     #[test]
     fn answers_are_classified_and_retry_after_is_read() {
-        let answer = |status: u16, headers: &[(&'static str, &str)]| {
+        let answer = |status: u16, writes: bool, headers: &[(&'static str, &str)]| {
             let mut map = HeaderMap::new();
             for (k, v) in headers {
                 map.insert(*k, v.parse().unwrap());
@@ -347,20 +403,50 @@ mod tests {
                 headers: map,
                 body: "{\"error\":\"x\"}".into(),
                 what: "POST x".into(),
+                writes,
             }
         };
-        assert!(answer(204, &[]).check(None).is_ok());
-        match answer(429, &[("retry-after", "7")]).check(None) {
+        assert!(answer(204, true, &[]).check(None).is_ok());
+        match answer(429, true, &[("retry-after", "7")]).check(None) {
             Err(Failure::Retryable { after, .. }) => {
                 assert_eq!(after, Some(Duration::from_secs(7)))
             }
             other => panic!("{other:?}"),
         }
+        // A 429 that names no wait is still a rate limit: a wait (of zero) the stage floors.
         assert!(matches!(
-            answer(503, &[]).check(None),
+            answer(429, true, &[]).check(None),
+            Err(Failure::Retryable {
+                after: Some(Duration::ZERO),
+                ..
+            })
+        ));
+        // Retry-After as an HTTP-date counts from the vendor's Date, not from our clock.
+        match answer(
+            503,
+            false,
+            &[
+                ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("retry-after", "Sun, 06 Nov 1994 08:49:52 GMT"),
+            ],
+        )
+        .check(None)
+        {
+            Err(Failure::Retryable { after, .. }) => {
+                assert_eq!(after, Some(Duration::from_secs(15)))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A 5xx to a write may have been applied; to a read it is a plain failure.
+        assert!(matches!(
+            answer(503, true, &[]).check(None),
+            Err(Failure::MaybeApplied { after: None, .. })
+        ));
+        assert!(matches!(
+            answer(503, false, &[]).check(None),
             Err(Failure::Retryable { after: None, .. })
         ));
-        match answer(400, &[]).check(None) {
+        match answer(400, true, &[]).check(None) {
             Err(Failure::Permanent { status, body, .. }) => {
                 assert_eq!(status, Some(400));
                 assert!(body.contains("error"));

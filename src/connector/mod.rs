@@ -1,8 +1,9 @@
 //! Vendor connectors: Okta, Slack and PagerDuty, built against the specs in ../shared/specs.
 //!
 //! One call of [`Connectors::execute`] is one attempt at one action (the respond stage retries
-//! [`Failure::Retryable`] with backoff). A vendor without credentials runs dry: the exact
-//! request it would have sent is returned, credentials redacted, and nothing is sent.
+//! [`Failure::Retryable`] with backoff, and looks a [`Failure::MaybeApplied`] up with
+//! [`Connectors::reconcile`] before trying again). A vendor without credentials runs dry: the
+//! exact request it would have sent is returned, credentials redacted, and nothing is sent.
 
 pub(crate) mod http;
 pub(crate) mod okta;
@@ -79,10 +80,22 @@ pub enum IncidentStatus {
 /// Why an attempt failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Failure {
-    /// Try again (after `after` when the vendor said so).
+    /// Not done at the vendor: try again (after `after` when the vendor said so).
     #[error("{detail}")]
     Retryable {
-        /// The vendor's requested wait (Retry-After, X-Rate-Limit-Reset).
+        /// The vendor's requested wait, by its own clock (Retry-After, X-Rate-Limit-Reset
+        /// against Date); `Some(ZERO)` for a rate limit that named none.
+        after: Option<Duration>,
+        /// What happened.
+        detail: String,
+    },
+    /// The request reached the vendor and its answer was lost or a 5xx (timed out after it
+    /// was sent, connection cut while reading, server error): it may have been applied. Only
+    /// actions a repeat would show (a password reset, a Slack post) fail so; the respond stage
+    /// looks them up ([`Connectors::reconcile`]) before any retry.
+    #[error("{detail} (may have been applied)")]
+    MaybeApplied {
+        /// The vendor's requested wait, if it named one.
         after: Option<Duration>,
         /// What happened.
         detail: String,
@@ -172,9 +185,11 @@ impl Connectors {
         }
     }
 
-    /// One attempt at the action.
+    /// One attempt at the action. An answer lost after the request was sent is
+    /// [`Failure::MaybeApplied`] only for actions a repeat would show ([`repeatable`] is
+    /// false); for the others it is simply [`Failure::Retryable`].
     pub async fn execute(&self, request: &ActionRequest<'_>) -> Result<Executed, Failure> {
-        match vendor(request.action.kind) {
+        let result = match vendor(request.action.kind) {
             Vendor::Okta => self.okta.execute(request.action).await,
             Vendor::Slack => {
                 let incident = self.incident_link(request.decision).await;
@@ -186,6 +201,15 @@ impl Connectors {
                 outcome: Outcome::Done,
                 detail: Value::Object(serde_json::Map::new()),
             }),
+        };
+        match result {
+            Err(Failure::MaybeApplied { after, detail }) if repeatable(request.action.kind) => {
+                Err(Failure::Retryable {
+                    after,
+                    detail: format!("{detail} (may have been applied; safe to repeat)"),
+                })
+            }
+            other => other,
         }
     }
 
@@ -200,7 +224,10 @@ impl Connectors {
         match request.action.kind {
             ActionKind::OktaResetPassword => self.okta.reset_since(request.action, intent_at).await,
             ActionKind::SlackNotify => self.slack.posted_since(request.action, intent_at).await,
-            _ => Ok(Reconciled::NotDone),
+            kind => {
+                debug_assert!(repeatable(kind), "{} needs a lookup", kind.as_str());
+                Ok(Reconciled::NotDone)
+            }
         }
     }
 
@@ -230,6 +257,17 @@ impl Connectors {
     pub async fn alert(&self, text: &str) -> Result<Executed, Failure> {
         self.slack.alert(text).await
     }
+}
+
+/// Whether doing `kind` again after it was done changes nothing a person would see: the call
+/// is idempotent (session clearing, group PUT, PagerDuty with its dedup key), or the connector
+/// reads the state first (suspend, unsuspend). A password reset sends another email and a
+/// Slack post shows twice: those are looked up instead ([`Connectors::reconcile`]).
+pub fn repeatable(kind: ActionKind) -> bool {
+    !matches!(
+        kind,
+        ActionKind::OktaResetPassword | ActionKind::SlackNotify
+    )
 }
 
 enum Vendor {

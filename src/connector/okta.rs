@@ -7,6 +7,7 @@
 //! the reset is done anyway).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -77,6 +78,9 @@ pub struct Okta {
     client: reqwest::Client,
     /// Okta said X-Rate-Limit-Remaining: 0; no request before this instant.
     paused_until: Mutex<Option<Instant>>,
+    /// Okta's clock minus ours (milliseconds), from the last answer's `Date`: Okta's own
+    /// timestamps (`statusChanged`) are compared with our times through it.
+    clock_offset_ms: AtomicI64,
 }
 
 impl Okta {
@@ -103,6 +107,7 @@ impl Okta {
             authorization: token.map(|t| Secret::new(format!("{scheme} {}", t.expose()))),
             client,
             paused_until: Mutex::new(None),
+            clock_offset_ms: AtomicI64::new(0),
         })
     }
 
@@ -250,9 +255,9 @@ impl Okta {
         }
     }
 
-    /// Whether a password reset happened since `since`: the user is in RECOVERY (or
-    /// PASSWORD_EXPIRED) and the status changed at or after it (to the second: Okta's
-    /// timestamps may be coarser than ours).
+    /// Whether a password reset happened since `since` (our clock): the user is in RECOVERY
+    /// (or PASSWORD_EXPIRED) and the status changed at or after it, on Okta's clock (our time
+    /// moved by the offset its `Date` showed, less two seconds: both are read to the second).
     pub async fn reset_since(
         &self,
         action: &Action,
@@ -262,7 +267,10 @@ impl Okta {
             return Ok(Reconciled::NotDone);
         }
         let (status, changed) = self.user_status(checked_id(&action.target)?).await?;
-        let recent = changed.is_some_and(|c| c >= since - chrono::Duration::seconds(1));
+        let since_okta = since
+            + chrono::Duration::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
+            - chrono::Duration::seconds(2);
+        let recent = changed.is_some_and(|c| c >= since_okta);
         if matches!(status.as_str(), "RECOVERY" | "PASSWORD_EXPIRED") && recent {
             Ok(Reconciled::AlreadyDone(
                 json!({"status_read": status, "status_changed": changed}),
@@ -320,9 +328,11 @@ impl Okta {
             tokio::time::sleep_until(until).await;
         }
         let answer = call.send(&self.client).await?;
-        let reset = answer
-            .header("x-rate-limit-reset")
-            .and_then(|reset| reset_wait(reset, Utc::now().timestamp_millis()));
+        if let Some(okta_now) = answer.vendor_now() {
+            let offset = okta_now.timestamp_millis() - Utc::now().timestamp_millis();
+            self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        }
+        let reset = rate_limit_wait(&answer);
         // The window is spent (a 429, or a success that used its last request): every
         // Okta request of this client waits for the reset instead of earning a 429.
         let spent = answer.status == 429 || answer.header("x-rate-limit-remaining") == Some("0");
@@ -335,6 +345,24 @@ impl Okta {
         let after = if answer.status == 429 { reset } else { None };
         answer.check(after)
     }
+}
+
+/// How long until Okta's rate-limit window resets, on Okta's clock: `X-Rate-Limit-Reset` less
+/// the answer's `Date` (our clock only when there is none), plus a second, as both are
+/// rounded down to the second; `None` without a reset header.
+pub(crate) fn rate_limit_wait(answer: &Answer) -> Option<Duration> {
+    let now_ms = answer
+        .vendor_now()
+        .unwrap_or_else(Utc::now)
+        .timestamp_millis();
+    let reset = answer.header("x-rate-limit-reset")?;
+    // A reset already past needs no wait, not the rounding second.
+    let wait = reset_wait(reset, now_ms)?;
+    Some(if wait.is_zero() {
+        wait
+    } else {
+        (wait + Duration::from_secs(1)).min(MAX_RESET_WAIT)
+    })
 }
 
 /// The longest wait an `X-Rate-Limit-Reset` may impose: Okta's windows are one minute, so
@@ -427,6 +455,46 @@ mod tests {
         assert_eq!(reset_wait("1800000000", now_ms), Some(MAX_RESET_WAIT));
         assert_eq!(reset_wait("soon", now_ms), None);
         assert_eq!(reset_wait("", now_ms), None);
+    }
+
+    #[test]
+    fn the_reset_is_read_against_oktas_date_not_our_clock() {
+        let answer = |date: Option<&str>, reset: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Some(date) = date {
+                headers.insert("date", date.parse().unwrap());
+            }
+            headers.insert("x-rate-limit-reset", reset.parse().unwrap());
+            Answer {
+                status: 429,
+                headers,
+                body: String::new(),
+                what: "GET x".into(),
+                writes: false,
+            }
+        };
+        // 1994-11-06T08:49:37Z is 784111777: Okta's Date decides, decades from our clock.
+        let date = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            rate_limit_wait(&answer(date, "784111807")),
+            Some(Duration::from_secs(31)),
+            "30 s by Okta's clock, plus the second both values were rounded down by"
+        );
+        assert_eq!(
+            rate_limit_wait(&answer(date, "784111777")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            rate_limit_wait(&answer(date, "784111700")),
+            Some(Duration::ZERO)
+        );
+        // Without a Date, our clock is all there is.
+        let soon = (Utc::now().timestamp() + 10).to_string();
+        let wait = rate_limit_wait(&answer(None, &soon)).unwrap();
+        assert!(
+            wait > Duration::from_secs(9) && wait <= Duration::from_secs(11),
+            "{wait:?}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::http::{self, Call, Secret};
 use super::{
     admin_user_link, ActionRequest, Executed, Failure, IncidentStatus, OktaConfig, Outcome,
 };
-use crate::decision::ActionKind;
+use crate::decision::{ActionKind, Severity};
 
 /// Environment variable of the Events API routing (integration) key.
 pub const ROUTING_KEY_ENV: &str = "VIGIL_PAGERDUTY_ROUTING_KEY";
@@ -57,14 +57,26 @@ pub fn dedup_key(user_id: &str) -> String {
     format!("vigil-{user_id}")
 }
 
-/// PagerDuty severity from Vigil's risk score (0–100).
-pub fn severity(risk_score: u32) -> &'static str {
-    match risk_score {
-        90.. => "critical",
-        70..=89 => "error",
-        40..=69 => "warning",
-        _ => "info",
-    }
+/// PagerDuty's severities (Events API v2 `payload.severity`), least severe first.
+const SEVERITIES: [&str; 4] = ["info", "warning", "error", "critical"];
+
+/// PagerDuty severity of a decision: at least what its severity says (a critical decision
+/// stays critical), raised by a high risk score, never lowered by a low one. The service's
+/// urgency follows (with severity-based urgency, critical and error page at high urgency).
+pub fn severity(decision: Severity, risk_score: u32) -> &'static str {
+    let floor = match decision {
+        Severity::Critical => 3,
+        Severity::High => 2,
+        Severity::Medium => 1,
+        Severity::Low | Severity::Info => 0,
+    };
+    let by_score = match risk_score {
+        90.. => 3,
+        70..=89 => 2,
+        40..=69 => 1,
+        _ => 0,
+    };
+    SEVERITIES[floor.max(by_score)]
 }
 
 /// The PagerDuty client.
@@ -136,7 +148,7 @@ impl PagerDuty {
             body["payload"] = json!({
                 "summary": summary,
                 "source": "vigil",
-                "severity": severity(d.risk_score),
+                "severity": severity(d.severity, d.risk_score),
                 "timestamp": d.event.published,
                 "component": login,
                 "group": "identity",
@@ -257,12 +269,31 @@ mod tests {
     }
 
     #[test]
-    fn severity_follows_the_risk_score() {
-        assert_eq!(severity(100), "critical");
-        assert_eq!(severity(90), "critical");
-        assert_eq!(severity(89), "error");
-        assert_eq!(severity(40), "warning");
-        assert_eq!(severity(39), "info");
+    fn severity_is_the_decisions_at_least_and_a_high_score_raises_it() {
+        // A critical decision stays critical whatever its score.
+        assert_eq!(severity(Severity::Critical, 0), "critical");
+        assert_eq!(severity(Severity::Critical, 50), "critical");
+        assert_eq!(severity(Severity::High, 10), "error");
+        assert_eq!(severity(Severity::Medium, 0), "warning");
+        assert_eq!(severity(Severity::Low, 0), "info");
+        assert_eq!(severity(Severity::Info, 39), "info");
+        // The score raises a milder decision.
+        assert_eq!(severity(Severity::Info, 90), "critical");
+        assert_eq!(severity(Severity::Low, 89), "error");
+        assert_eq!(severity(Severity::Medium, 75), "error");
+        assert_eq!(severity(Severity::High, 40), "error");
+        // Every value is in the spec's enum.
+        for s in [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            for score in [0, 40, 70, 90, 100] {
+                assert!(SEVERITIES.contains(&severity(s, score)));
+            }
+        }
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Slack {
         let error = reply["error"].as_str().unwrap_or("no error given");
         if error == "ratelimited" {
             return Err(Failure::Retryable {
-                after: answer.header("retry-after").and_then(http::retry_after),
+                after: answer.retry_after().or(Some(std::time::Duration::ZERO)),
                 detail: "chat.postMessage: ratelimited".into(),
             });
         }
@@ -247,7 +247,7 @@ impl Slack {
                 (Value::Bool(true), _) => {}
                 (_, Some("ratelimited")) => {
                     return Err(Failure::Retryable {
-                        after: answer.header("retry-after").and_then(http::retry_after),
+                        after: answer.retry_after().or(Some(std::time::Duration::ZERO)),
                         detail: "conversations.history: ratelimited".into(),
                     })
                 }

@@ -13,14 +13,19 @@
 //! after a status read, group membership, PagerDuty with its dedup key) are simply executed
 //! again. Where the vendor cannot be asked (a Slack incoming webhook) the post is repeated,
 //! marked as a possible repeat: a duplicate alert is better than a lost one.
+//!
+//! The same lookup runs before any retry of a call whose answer was lost after it was sent
+//! (timeout, connection cut, 5xx: [`Failure::MaybeApplied`]). Retries are bounded by time
+//! (`retry_budget_secs`), and a vendor's rate-limit wait is never shorter than a floor.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
-use backon::{ExponentialBuilder, Retryable as _};
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -30,7 +35,9 @@ use tracing::{debug, error, info, warn};
 use super::conditions;
 use super::guard::{BlastGuard, Verdict};
 use crate::config::{RespondConfig, Topics};
-use crate::connector::{ActionRequest, Connectors, Failure, IncidentStatus, Outcome, Reconciled};
+use crate::connector::{
+    ActionRequest, Connectors, Executed, Failure, IncidentStatus, Outcome, Reconciled,
+};
 use crate::decision::{Action, ActionKind, Condition, Decision};
 use crate::kafka::reader::PartitionReader;
 use crate::kafka::record::{
@@ -438,18 +445,59 @@ impl LiveRespond {
                 );
             }
         }
-        self.write(
-            p,
-            &LedgerEntry::new(decision, action, Status::Started, due_at),
-        )?;
+        let intent = LedgerEntry::new(decision, action, Status::Started, due_at);
+        self.write(p, &intent)?;
         let connectors = self.parts.connectors.clone();
-        let request = ActionRequest {
-            decision,
-            action,
-            note,
+        let (connectors, intent_at) = (&*connectors, intent.recorded_at);
+        // An answer lost after the request was sent (MaybeApplied) is looked up, exactly as
+        // after a crash, before the action is tried again.
+        let (unsure, note, notes) = (&Cell::new(false), &Cell::new(note), &RefCell::default());
+        let attempt = move || async move {
+            if unsure.get() {
+                let request = ActionRequest {
+                    decision,
+                    action,
+                    note: note.get(),
+                };
+                match connectors.reconcile(&request, intent_at).await? {
+                    Reconciled::AlreadyDone(found) => {
+                        lookup_note(notes, "the vendor shows it done");
+                        let mut found = match found {
+                            Value::Object(_) => found,
+                            other => json!({ "found": other }),
+                        };
+                        found["reason"] =
+                            json!("reconciled after an uncertain answer: the vendor shows it done");
+                        return Ok(Executed {
+                            outcome: Outcome::Done,
+                            detail: found,
+                        });
+                    }
+                    Reconciled::NotDone => lookup_note(notes, "not done; trying again"),
+                    Reconciled::Unknown => {
+                        lookup_note(
+                            notes,
+                            "cannot be checked; sent again marked as a possible repeat",
+                        );
+                        note.set(Some(POSSIBLE_REPEAT));
+                    }
+                }
+                unsure.set(false);
+            }
+            let request = ActionRequest {
+                decision,
+                action,
+                note: note.get(),
+            };
+            let result = connectors.execute(&request).await;
+            unsure.set(matches!(result, Err(Failure::MaybeApplied { .. })));
+            result
         };
-        let (result, attempts) =
-            self.with_retries(action.kind.as_str(), || connectors.execute(&request));
+        let (result, calls) = self.retry_loop(action.kind.as_str(), notes, attempt);
+        let attempts = Attempts {
+            calls,
+            retries: notes.take(),
+        };
         match result {
             Ok(executed) => {
                 let status = match executed.outcome {
@@ -494,7 +542,7 @@ impl LiveRespond {
         let calls = attempts.calls;
         let response = match &failure {
             Failure::Permanent { status, body, .. } => json!({"status": status, "body": body}),
-            Failure::Retryable { .. } => Value::Null,
+            Failure::Retryable { .. } | Failure::MaybeApplied { .. } => Value::Null,
         };
         let mut entry = LedgerEntry::new(decision, action, Status::Failed, due_at)
             .because(reason.clone())
@@ -547,57 +595,94 @@ impl LiveRespond {
     }
 
     /// `call` with exponential backoff and jitter for retryable failures, honouring the wait a
-    /// vendor asks for; stops retrying on shutdown. Returns the result and the calls made. `what`
-    /// labels the retry metric (the action type).
+    /// vendor asks for (never less than [`RATE_LIMIT_FLOOR`]); stops retrying on shutdown and
+    /// when the next try would start after `retry_budget_secs`. Returns the result and the calls
+    /// made. `what` labels the retry metric (the action type).
     fn with_retries<T, Fut>(
         &self,
         what: &str,
-        mut call: impl FnMut() -> Fut,
+        call: impl FnMut() -> Fut,
     ) -> (Result<T, Failure>, Attempts)
     where
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
-        let attempts = std::cell::Cell::new(0u32);
-        let retries = std::cell::RefCell::new(Vec::new());
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.config.retry_min_delay_ms))
-            .with_max_delay(Duration::from_millis(self.config.retry_max_delay_ms))
-            .with_max_times(self.config.retry_max_attempts.saturating_sub(1))
-            .with_jitter();
-        let shutdown = &self.parts.shutdown;
-        let result = self.parts.runtime.block_on(
-            (|| {
-                attempts.set(attempts.get() + 1);
-                call()
-            })
-            .retry(backoff)
-            .when(|e| matches!(e, Failure::Retryable { .. }) && !shutdown.load(Ordering::Relaxed))
-            .adjust(|e, wait| match (e, wait) {
-                // The vendor's own wait (Retry-After, X-Rate-Limit-Reset) replaces ours.
-                (
-                    Failure::Retryable {
-                        after: Some(after), ..
-                    },
-                    Some(_),
-                ) => Some(*after),
-                (_, wait) => wait,
-            })
-            .notify(|e, wait| {
-                warn!(error = %e, ?wait, "vendor call failed; retrying");
-                crate::metrics::metrics()
-                    .retries
-                    .with_label_values(&[what])
-                    .inc();
-                retries
-                    .borrow_mut()
-                    .push(format!("{e}; retried after {} ms", wait.as_millis()));
-            }),
-        );
+        let notes = RefCell::default();
+        let (result, calls) = self.retry_loop(what, &notes, call);
         let attempts = Attempts {
-            calls: attempts.get(),
-            retries: retries.into_inner(),
+            calls,
+            retries: notes.into_inner(),
         };
         (result, attempts)
+    }
+
+    /// [`Self::with_retries`], noting each retry in `notes` (the ledger's `retries`), where
+    /// `call` may add notes of its own. A [`Failure::MaybeApplied`] is waited out like a
+    /// retryable one: `call` is what looks it up before trying again.
+    fn retry_loop<T, Fut>(
+        &self,
+        what: &str,
+        notes: &RefCell<Vec<String>>,
+        mut call: impl FnMut() -> Fut,
+    ) -> (Result<T, Failure>, u32)
+    where
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let budget = Duration::from_secs(self.config.retry_budget_secs);
+        let deadline = Instant::now() + budget;
+        let max_delay = Duration::from_millis(self.config.retry_max_delay_ms);
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.config.retry_min_delay_ms))
+            .with_max_delay(max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let shutdown = &self.parts.shutdown;
+        self.parts.runtime.block_on(async {
+            let mut calls = 0;
+            loop {
+                calls += 1;
+                let failure = match call().await {
+                    Ok(value) => return (Ok(value), calls),
+                    Err(failure) => failure,
+                };
+                let (wait, rate_limited) = match &failure {
+                    Failure::Permanent { .. } => return (Err(failure), calls),
+                    Failure::Retryable {
+                        after: Some(after), ..
+                    }
+                    | Failure::MaybeApplied {
+                        after: Some(after), ..
+                    } => (rate_limit_wait(*after), true),
+                    _ => (backoff.next().unwrap_or(max_delay), false),
+                };
+                if shutdown.load(Ordering::Relaxed) {
+                    return (Err(failure), calls);
+                }
+                if Instant::now() + wait > deadline {
+                    notes.borrow_mut().push(format!(
+                        "{failure}; not retried: a wait of {} ms would pass the retry budget of {} s",
+                        wait.as_millis(),
+                        budget.as_secs()
+                    ));
+                    return (Err(failure), calls);
+                }
+                warn!(action = what, attempt = calls, error = %failure, ?wait, "vendor call failed; retrying");
+                let metrics = crate::metrics::metrics();
+                metrics.retries.with_label_values(&[what]).inc();
+                if rate_limited {
+                    // Action types and checks are named `vendor.what`.
+                    let vendor = what.split('.').next().unwrap_or(what);
+                    metrics.rate_limit_waits.with_label_values(&[vendor]).inc();
+                }
+                notes.borrow_mut().push(format!(
+                    "{failure}; retried after {} ms",
+                    wait.as_millis()
+                ));
+                if !sleep_unless_stopped(wait, shutdown).await {
+                    return (Err(failure), calls);
+                }
+            }
+        })
     }
 
     /// Pending actions, the circuit, overrides in force (at most every [`GAUGE_INTERVAL`]).
@@ -707,6 +792,41 @@ impl LedgerEntry {
         self.recorded_at = Utc::now();
         self
     }
+}
+
+/// Rate-limit waits are never shorter than this: a reset read as now or past (rounded to the
+/// second, a drifting clock) must not turn into a burst of attempts.
+const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+/// At most this much is added at random to a rate-limit wait, so that what waited together
+/// does not return together.
+const RATE_LIMIT_JITTER: Duration = Duration::from_millis(500);
+/// The note on a message sent again when whether the first one arrived cannot be checked.
+const POSSIBLE_REPEAT: &str = "possible repeat: the first attempt's answer was lost";
+
+/// The wait before retrying after a vendor asked for `after`: at least the floor, plus jitter.
+fn rate_limit_wait(after: Duration) -> Duration {
+    let jitter = rand::random_range(0..=RATE_LIMIT_JITTER.as_millis() as u64);
+    after.max(RATE_LIMIT_FLOOR) + Duration::from_millis(jitter)
+}
+
+/// Sleep `wait`, waking early when `shutdown` is set; whether the whole wait passed.
+async fn sleep_unless_stopped(wait: Duration, shutdown: &AtomicBool) -> bool {
+    let until = tokio::time::Instant::now() + wait;
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::time::sleep((until - now).min(Duration::from_millis(100))).await;
+    }
+    false
+}
+
+/// Add what the lookup after an uncertain answer found to the ledger's `retries` notes.
+fn lookup_note(notes: &RefCell<Vec<String>>, found: &str) {
+    notes
+        .borrow_mut()
+        .push(format!("looked up after the uncertain answer: {found}"));
 }
 
 /// The calls one step took.

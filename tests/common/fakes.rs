@@ -8,6 +8,12 @@
 //! like the vendors: Okta users with their lifecycle status (suspend only ACTIVE users, …),
 //! Slack messages with their metadata, PagerDuty incidents by dedup key. Tests can inject
 //! responses (429 with rate-limit headers, 5xx, 400) and latency.
+//!
+//! Like the vendors, the fakes apply a request when it arrives, whatever happens to the answer:
+//! `delay_next` answers after the client may have given up, `drop_next` closes the connection
+//! without answering. Okta's answers carry `Date` from Okta's clock, which `set_okta_clock_skew`
+//! can put off ours, as are its `statusChanged` and `X-Rate-Limit-Reset` (epoch seconds, rounded
+//! down).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,6 +51,9 @@ pub struct FakeResponse {
     pub headers: Vec<(String, String)>,
     /// Body as text.
     pub body: String,
+    /// `X-Rate-Limit-Reset` set when answered: Okta's clock in epoch seconds, rounded down,
+    /// plus this many seconds (0 or less: the reset is now or past).
+    pub reset_in_secs: Option<i64>,
 }
 
 impl FakeResponse {
@@ -54,7 +63,25 @@ impl FakeResponse {
             status,
             headers: Vec::new(),
             body: String::new(),
+            reset_in_secs: None,
         }
+    }
+
+    /// Okta's 429 (E0000047, no `Retry-After`) whose window resets `reset_in_secs` after the
+    /// answer by Okta's clock, to the second (rounded down, as Okta does).
+    pub fn okta_rate_limited(reset_in_secs: i64) -> Self {
+        let mut response = FakeResponse::new(429)
+            .header("X-Rate-Limit-Limit", "600")
+            .header("X-Rate-Limit-Remaining", "0")
+            .json(json!({
+                "errorCode": "E0000047",
+                "errorSummary": "API call exceeded rate limit due to too many requests.",
+                "errorLink": "E0000047",
+                "errorId": "oae-fake",
+                "errorCauses": [],
+            }));
+        response.reset_in_secs = Some(reset_in_secs);
+        response
     }
 
     /// With a header.
@@ -71,8 +98,14 @@ impl FakeResponse {
         self
     }
 
-    fn into_response(self) -> Response {
+    fn into_response(self, okta_now: chrono::DateTime<chrono::Utc>) -> Response {
         let mut response = (StatusCode::from_u16(self.status).unwrap(), self.body).into_response();
+        if let Some(secs) = self.reset_in_secs {
+            let reset = okta_now.timestamp() + secs;
+            response
+                .headers_mut()
+                .insert("x-rate-limit-reset", reset.to_string().parse().unwrap());
+        }
         for (name, value) in self.headers {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -94,7 +127,18 @@ struct Incident {
     id: String,
     key: String,
     status: String,
+    /// `payload.severity` of the trigger that opened it.
+    severity: String,
+    /// As a service with severity-based urgency sets it: high for critical and error.
+    urgency: String,
     created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl State {
+    /// Now, on Okta's clock.
+    fn okta_now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.okta_skew
+    }
 }
 
 #[derive(Default)]
@@ -112,6 +156,11 @@ struct State {
     latency: Duration,
     /// One-shot delays: the next request whose path contains the text waits this long.
     delays: Vec<(String, Duration)>,
+    /// One-shot drops: the next request whose path contains the text is applied, and its
+    /// connection closed without an answer.
+    drops: Vec<String>,
+    /// Okta's clock minus ours.
+    okta_skew: chrono::Duration,
     /// `DELETE …/sessions` calls per user.
     sessions_cleared: HashMap<String, usize>,
     violations: Vec<String>,
@@ -184,11 +233,13 @@ impl Fakes {
 
     /// An Okta user with `status` (ACTIVE, SUSPENDED, RECOVERY, …).
     pub fn add_user(&self, id: &str, status: &str) {
-        self.lock().users.insert(
+        let mut state = self.lock();
+        let changed = state.okta_now() - chrono::Duration::days(30);
+        state.users.insert(
             id.to_owned(),
             User {
                 status: status.to_owned(),
-                status_changed: chrono::Utc::now() - chrono::Duration::days(30),
+                status_changed: changed,
             },
         );
     }
@@ -196,9 +247,22 @@ impl Fakes {
     /// The user's status changes now (as if an admin, or a call before a crash, did it).
     pub fn change_status_now(&self, id: &str, status: &str) {
         let mut state = self.lock();
+        let now = state.okta_now();
         let user = state.users.get_mut(id).expect("a known user");
         user.status = status.to_owned();
-        user.status_changed = chrono::Utc::now();
+        user.status_changed = now;
+    }
+
+    /// Okta's clock runs `skew_secs` ahead of ours (behind when negative): its `Date`,
+    /// `X-Rate-Limit-Reset` and `statusChanged` say so.
+    pub fn set_okta_clock_skew(&self, skew_secs: i64) {
+        self.lock().okta_skew = chrono::Duration::seconds(skew_secs);
+    }
+
+    /// Apply the next request whose path contains `path_contains`, then close its connection
+    /// without answering (a vendor that did the work and lost the connection).
+    pub fn drop_next(&self, path_contains: &str) {
+        self.lock().drops.push(path_contains.to_owned());
     }
 
     /// The user's Okta status, if the user exists.
@@ -231,6 +295,16 @@ impl Fakes {
             .rev()
             .find(|i| i.key == dedup_key)
             .map(|i| i.status.clone())
+    }
+
+    /// Severity and urgency of the newest incident with `dedup_key`.
+    pub fn incident_severity(&self, dedup_key: &str) -> Option<(String, String)> {
+        self.lock()
+            .incidents
+            .iter()
+            .rev()
+            .find(|i| i.key == dedup_key)
+            .map(|i| (i.severity.clone(), i.urgency.clone()))
     }
 
     /// Incidents ever opened with `dedup_key`.
@@ -402,7 +476,7 @@ fn okta_error(status: u16, code: &str, summary: &str) -> Response {
             "errorId": "oae-fake",
             "errorCauses": [],
         }))
-        .into_response()
+        .into_response(chrono::Utc::now())
 }
 
 fn user_json(id: &str, user: &User) -> Value {
@@ -434,7 +508,7 @@ async fn handle(
     };
     // The request is handled as soon as it has arrived, like a vendor would: a client that
     // goes away while the answer is slow (latency) does not undo what was done.
-    let (response, injected, latency) = {
+    let (response, injected, latency, hang_up) = {
         let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
         state.requests.push(recorded.clone());
         let mut violations = Vec::new();
@@ -459,16 +533,37 @@ async fn handle(
         {
             latency += state.delays.remove(i).1;
         }
-        (response, injected, latency)
+        let hang_up = state
+            .drops
+            .iter()
+            .position(|path| recorded.path.contains(path.as_str()))
+            .map(|i| state.drops.remove(i))
+            .is_some();
+        (response, injected, latency, hang_up)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    // route() changes no state when a response is injected: the vendor refused the call.
-    match injected {
-        Some(canned) => canned.into_response(),
-        None => response.unwrap_or_else(|r| r),
+    if hang_up {
+        // Ends the connection's task: the socket closes with no answer sent (resume_unwind
+        // skips the panic hook, so nothing is printed).
+        std::panic::resume_unwind(Box::new("fake: connection dropped without an answer"));
     }
+    let okta_now = shared
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .okta_now();
+    // route() changes no state when a response is injected: the vendor refused the call.
+    let mut response = match injected {
+        Some(canned) => canned.into_response(okta_now),
+        None => response.unwrap_or_else(|r| r),
+    };
+    if recorded.path.starts_with("/okta/") {
+        // Okta's clock, to the second (HTTP-date).
+        let date = okta_now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        response.headers_mut().insert("date", date.parse().unwrap());
+    }
+    response
 }
 
 /// Check the request and, unless a response is injected, apply it. `Err` carries an error
@@ -537,7 +632,7 @@ fn route(
         if injected_pending {
             return Ok(StatusCode::OK.into_response());
         }
-        let now = chrono::Utc::now();
+        let now = state.okta_now();
         if let (m, ["logs"]) = (m, parts.as_slice()) {
             return Ok(system_log(state, m, &query, violations));
         }
@@ -838,10 +933,21 @@ fn route(
         match (action, open) {
             ("trigger", None) => {
                 let id = format!("PINC{:04}", state.incidents.len() + 1);
+                let severity = body["payload"]["severity"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                let urgency = if matches!(severity.as_str(), "critical" | "error") {
+                    "high"
+                } else {
+                    "low"
+                };
                 state.incidents.push(Incident {
                     id,
                     key: dedup.clone(),
                     status: "triggered".into(),
+                    severity,
+                    urgency: urgency.into(),
                     created_at: chrono::Utc::now(),
                 });
             }
@@ -926,6 +1032,7 @@ fn route(
             .filter(|i| key.is_empty() || i.key == key)
             .map(|i| {
                 json!({"id": i.id, "type": "incident", "incident_key": i.key, "status": i.status,
+                       "urgency": i.urgency,
                        "created_at": i.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                        "html_url": format!("https://fake.pagerduty.com/incidents/{}", i.id)})
             })

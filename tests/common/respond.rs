@@ -135,6 +135,7 @@ pub fn use_fakes(config: &mut Config, fakes: &Fakes, dir: &Path, with_credential
     }
     config.respond.retry_min_delay_ms = 50;
     config.respond.retry_max_delay_ms = 500;
+    config.respond.retry_budget_secs = 20;
     config.respond.http_timeout_ms = 2_000;
 }
 
