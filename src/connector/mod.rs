@@ -55,7 +55,7 @@ pub enum Outcome {
     Skipped,
 }
 
-/// After a crash between intent and result: was the action done?
+/// After a crash between intent and result, or an answer lost after sending: was it done?
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reconciled {
     /// Yes: the vendor shows it (the evidence).
@@ -213,9 +213,9 @@ impl Connectors {
         }
     }
 
-    /// Whether an action whose intent was recorded at `intent_at` was done: asked of the vendor
-    /// for the actions a repeat would show (password reset, Slack post); the others are safe
-    /// to repeat.
+    /// Whether an action whose intent was recorded at `intent_at` was done (after a crash, or
+    /// after [`Failure::MaybeApplied`]): asked of the vendor for the actions a repeat would show
+    /// (password reset, Slack post); the others are safe to repeat.
     pub async fn reconcile(
         &self,
         request: &ActionRequest<'_>,
