@@ -405,6 +405,63 @@ fn the_poller_follows_one_comma_joined_link_field_too() {
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
+#[test]
+fn a_refused_token_is_retried_without_spinning_and_a_rotated_token_file_is_picked_up() {
+    let (_cluster, mut config) = cluster_with_topics("polltoken", 2);
+    let fakes = Fakes::start();
+    let events = events_for(&["00uT1", "00uT2"], 3);
+    fakes.append_logs(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("okta-token");
+    std::fs::write(&token, "revoked-token").unwrap();
+    config.okta.base_url = Some(fakes.okta_base());
+    config.okta.token_file = Some(token.clone());
+    config.ingest.poll_interval_ms = 200;
+    config.ingest.poll_retry_min_ms = 300;
+    config.ingest.poll_retry_max_ms = 1000;
+    let invalid = || {
+        FakeResponse::new(401)
+            .json(json!({"errorCode": "E0000011", "errorSummary": "Invalid token provided"}))
+    };
+    fakes.fail_next("/api/v1/logs", vec![invalid(), invalid()]);
+    let poller = {
+        let config = config.clone();
+        Running::start(move |stop| vigil::ingest::command::run_poll(&config, stop))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fakes.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The operator rotates the token while the poller keeps failing.
+    std::fs::write(&token, "rotated-token\n").unwrap();
+    let records = read_until(
+        &config,
+        &config.topics.events,
+        Duration::from_secs(30),
+        |r| r.len() >= events.len(),
+    );
+    let counters = poller.stop();
+    assert_eq!(records.len(), events.len());
+    assert_eq!(counters.errors, 2, "{counters:?}");
+    let logs: Vec<_> = fakes
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/api/v1/logs"))
+        .collect();
+    assert_eq!(logs[0].headers["authorization"], "SSWS revoked-token");
+    assert!(
+        logs[1].at - logs[0].at >= Duration::from_millis(300),
+        "a backoff between failures, not a hot loop"
+    );
+    assert_eq!(
+        logs.last().unwrap().headers["authorization"],
+        "SSWS rotated-token",
+        "the token is read again after a 401"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
 /// `text` without ANSI colour sequences (a process's log written to a file).
 fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
