@@ -284,3 +284,27 @@ async fn receive(State(state): State<Arc<HookState>>, request: Request) -> Respo
         .inc_by(events.len() as u64);
     StatusCode::OK.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_must_be_an_envelope_with_a_data_events_array() {
+        assert_eq!(
+            envelope_events(br#"{"data": {"events": [{"uuid": "a"}, {}]}}"#),
+            Ok(2)
+        );
+        assert_eq!(envelope_events(br#"{"data": {"events": []}}"#), Ok(0));
+        for body in [
+            &br#"{"eventType": "com.okta.event_hook"}"#[..],
+            br#"{"data": {}}"#,
+            br#"{"data": {"events": 5}}"#,
+            br#"[{"uuid": "a"}]"#,
+            b"not json",
+        ] {
+            let error = envelope_events(body).unwrap_err();
+            assert!(error.contains("`data.events`"), "{error}");
+        }
+    }
+}
