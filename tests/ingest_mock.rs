@@ -133,6 +133,16 @@ fn the_hook_verifies_checks_its_secret_and_stores_each_event_keyed_by_user() {
         .send()
         .unwrap();
     assert_eq!(too_big.status(), 413);
+    let too_big_unauthenticated = client
+        .post(&url)
+        .body(vec![b' '; config.ingest.hook_max_body_bytes + 1])
+        .send()
+        .unwrap();
+    assert_eq!(
+        too_big_unauthenticated.status(),
+        401,
+        "the secret is checked before the size"
+    );
 
     let stored = client
         .post(&url)
@@ -395,6 +405,81 @@ fn the_poller_follows_one_comma_joined_link_field_too() {
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
+#[test]
+fn a_refused_token_is_retried_without_spinning_and_a_rotated_token_file_is_picked_up() {
+    let (_cluster, mut config) = cluster_with_topics("polltoken", 2);
+    let fakes = Fakes::start();
+    let events = events_for(&["00uT1", "00uT2"], 3);
+    fakes.append_logs(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("okta-token");
+    std::fs::write(&token, "revoked-token").unwrap();
+    config.okta.base_url = Some(fakes.okta_base());
+    config.okta.token_file = Some(token.clone());
+    config.ingest.poll_interval_ms = 200;
+    config.ingest.poll_retry_min_ms = 300;
+    config.ingest.poll_retry_max_ms = 1000;
+    let invalid = || {
+        FakeResponse::new(401)
+            .json(json!({"errorCode": "E0000011", "errorSummary": "Invalid token provided"}))
+    };
+    fakes.fail_next("/api/v1/logs", vec![invalid(), invalid()]);
+    let poller = {
+        let config = config.clone();
+        Running::start(move |stop| vigil::ingest::command::run_poll(&config, stop))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fakes.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The operator rotates the token while the poller keeps failing.
+    std::fs::write(&token, "rotated-token\n").unwrap();
+    let records = read_until(
+        &config,
+        &config.topics.events,
+        Duration::from_secs(30),
+        |r| r.len() >= events.len(),
+    );
+    let counters = poller.stop();
+    assert_eq!(records.len(), events.len());
+    assert_eq!(counters.errors, 2, "{counters:?}");
+    let logs: Vec<_> = fakes
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/api/v1/logs"))
+        .collect();
+    assert_eq!(logs[0].headers["authorization"], "SSWS revoked-token");
+    assert!(
+        logs[1].at - logs[0].at >= Duration::from_millis(300),
+        "a backoff between failures, not a hot loop"
+    );
+    assert_eq!(
+        logs.last().unwrap().headers["authorization"],
+        "SSWS rotated-token",
+        "the token is read again after a 401"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+/// `text` without ANSI colour sequences (a process's log written to a file).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The URL of `path` on 127.0.0.1:`port`.
 fn port_url(port: u16, path: &str) -> String {
     format!("http://127.0.0.1:{port}{path}")
@@ -501,7 +586,7 @@ fn vigil_run_stays_up_while_the_system_log_fails_and_the_poller_then_catches_up_
     let log = dir.path().join("run.log");
     let run = Stage::start("run", &path, &log);
     let client = reqwest::blocking::Client::new();
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let log_text = || plain(&std::fs::read_to_string(&log).unwrap_or_default());
 
     read_until(
         &config,
@@ -652,7 +737,7 @@ fn a_first_start_reads_back_the_lookback_and_says_what_it_found() {
     let path = poll_config_file(dir.path(), &config, &fakes);
     let log = dir.path().join("poll.log");
     let poller = Stage::start("ingest poll", &path, &log);
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let log_text = || plain(&std::fs::read_to_string(&log).unwrap_or_default());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !log_text().contains("the System Log has no events since `since`") {
         assert!(Instant::now() < deadline, "{}", log_text());

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -105,8 +105,21 @@ fn envelope_events(body: &[u8]) -> Result<usize, String> {
         })
 }
 
-/// The body, at most `limit` bytes (`None` beyond): a declared length over it is refused
-/// before anything is read.
+/// Read and drop what remains of a refused request's body, up to `limit` bytes, so the sender
+/// (which writes the whole body before reading) gets the answer instead of a broken pipe; a
+/// sender of more than that sees the connection closed.
+async fn discard(mut stream: BodyDataStream, limit: usize) {
+    let mut read = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > limit {
+            break;
+        }
+    }
+}
+
+/// The body, at most `limit` bytes (`None` beyond, the rest discarded): a declared length
+/// over it is refused without keeping anything.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -116,14 +129,16 @@ async fn read_body(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > limit as u64) {
+        discard(stream, limit.saturating_mul(2)).await;
         return Ok(None);
     }
     let mut bytes = Vec::new();
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if bytes.len() + chunk.len() > limit {
+            discard(stream, limit).await;
             return Ok(None);
         }
         bytes.extend_from_slice(&chunk);
@@ -163,6 +178,12 @@ async fn receive(State(state): State<Arc<HookState>>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     if !authorized(&state, &parts.headers) {
         warn!("Event Hook delivery with a missing or wrong Authorization header refused");
+        // Nothing of it is kept; reading on lets the sender see the 401.
+        discard(
+            body.into_data_stream(),
+            state.max_body_bytes.saturating_mul(2),
+        )
+        .await;
         return refuse(
             "unauthorized",
             StatusCode::UNAUTHORIZED,
@@ -262,4 +283,28 @@ async fn receive(State(state): State<Arc<HookState>>, request: Request) -> Respo
         .with_label_values(&["hook"])
         .inc_by(events.len() as u64);
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_must_be_an_envelope_with_a_data_events_array() {
+        assert_eq!(
+            envelope_events(br#"{"data": {"events": [{"uuid": "a"}, {}]}}"#),
+            Ok(2)
+        );
+        assert_eq!(envelope_events(br#"{"data": {"events": []}}"#), Ok(0));
+        for body in [
+            &br#"{"eventType": "com.okta.event_hook"}"#[..],
+            br#"{"data": {}}"#,
+            br#"{"data": {"events": 5}}"#,
+            br#"[{"uuid": "a"}]"#,
+            b"not json",
+        ] {
+            let error = envelope_events(body).unwrap_err();
+            assert!(error.contains("`data.events`"), "{error}");
+        }
+    }
 }
