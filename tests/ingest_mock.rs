@@ -406,6 +406,57 @@ fn the_poller_follows_one_comma_joined_link_field_too() {
 }
 
 #[test]
+fn a_rate_limit_reset_already_past_on_oktas_skewed_clock_is_waited_out_at_the_floor() {
+    let (_cluster, mut config) = cluster_with_topics("pollskew", 2);
+    let fakes = Fakes::start();
+    // Okta's clock runs two minutes ahead: by ours its reset "now" is far in the future, by
+    // its own `Date` it is now — and then already past.
+    fakes.set_okta_clock_skew(120);
+    let events = events_for(&["00uSKEW"], 5);
+    fakes.append_logs(&events);
+    fakes.fail_next(
+        "/api/v1/logs",
+        vec![
+            FakeResponse::okta_rate_limited(0),
+            FakeResponse::okta_rate_limited(-1),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("okta-token");
+    std::fs::write(&token, "okta-test-token").unwrap();
+    config.okta.base_url = Some(fakes.okta_base());
+    config.okta.token_file = Some(token);
+    config.ingest.poll_interval_ms = 200;
+    let poller = {
+        let config = config.clone();
+        Running::start(move |stop| vigil::ingest::command::run_poll(&config, stop))
+    };
+    let records = read_until(
+        &config,
+        &config.topics.events,
+        Duration::from_secs(60),
+        |r| r.len() >= events.len(),
+    );
+    let counters = poller.stop();
+    assert_eq!(records.len(), events.len(), "each event once");
+    assert!(counters.rate_limited >= 2, "{counters:?}");
+    let logs: Vec<_> = fakes
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/api/v1/logs"))
+        .collect();
+    for pair in logs[..3].windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // Not a burst (the floor), and not two minutes (our clock's reading of the reset).
+        assert!(
+            gap >= Duration::from_secs(1) && gap < Duration::from_secs(30),
+            "waited {gap:?} after a 429"
+        );
+    }
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[test]
 fn a_refused_token_is_retried_without_spinning_and_a_rotated_token_file_is_picked_up() {
     let (_cluster, mut config) = cluster_with_topics("polltoken", 2);
     let fakes = Fakes::start();

@@ -354,6 +354,19 @@ pub fn http_date(value: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Rate-limit waits are never shorter than this: a reset read as now or past (rounded to the
+/// second, a drifting clock) must not turn into a burst of attempts.
+pub const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+/// At most this much is added at random to a rate-limit wait, so that what waited together
+/// does not return together.
+const RATE_LIMIT_JITTER: Duration = Duration::from_millis(500);
+
+/// The pause after a vendor asked to wait `after`: at least [`RATE_LIMIT_FLOOR`], plus jitter.
+pub fn rate_limit_pause(after: Duration) -> Duration {
+    let jitter = rand::random_range(0..=RATE_LIMIT_JITTER.as_millis() as u64);
+    after.max(RATE_LIMIT_FLOOR) + Duration::from_millis(jitter)
+}
+
 /// `Retry-After` in seconds (the form Slack and PagerDuty use).
 pub fn retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)

@@ -361,9 +361,8 @@ impl Poller {
             .send(&self.client)
             .await
             .map_err(|e| Problem::Failed(Reason::Network, e.to_string()))?;
-        let reset = answer.header("x-rate-limit-reset").and_then(|reset| {
-            crate::connector::okta::reset_wait(reset, Utc::now().timestamp_millis())
-        });
+        // On Okta's clock (its `Date`), not ours: clocks drift.
+        let reset = crate::connector::okta::rate_limit_wait(&answer);
         let refused = |reason| {
             Problem::Failed(
                 reason,
@@ -377,10 +376,11 @@ impl Poller {
         };
         match answer.status {
             200..=299 => {}
+            // A reset now or past must not become a burst of requests: floor and jitter.
             429 => {
-                return Err(Problem::RateLimited(
-                    reset.unwrap_or(Duration::from_secs(1)),
-                ))
+                return Err(Problem::RateLimited(http::rate_limit_pause(
+                    reset.unwrap_or_default(),
+                )))
             }
             401 | 403 => return Err(refused(Reason::Unauthorized)),
             408 | 500..=599 => return Err(refused(Reason::ServerError)),

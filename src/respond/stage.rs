@@ -37,6 +37,7 @@ use tracing::{debug, error, info, warn};
 use super::conditions;
 use super::guard::{BlastGuard, Verdict};
 use crate::config::{RespondConfig, Topics};
+use crate::connector::http;
 use crate::connector::{
     ActionRequest, Connectors, Executed, Failure, IncidentStatus, Outcome, Reconciled,
 };
@@ -617,7 +618,7 @@ impl LiveRespond {
     }
 
     /// `call` with exponential backoff and jitter for retryable failures, honouring the wait a
-    /// vendor asks for (never less than [`RATE_LIMIT_FLOOR`]); stops retrying on shutdown and
+    /// vendor asks for (never less than [`http::RATE_LIMIT_FLOOR`]); stops retrying on shutdown and
     /// when the next try would start after `retry_budget_secs`. Returns the result and the calls
     /// made. `what` labels the retry metric (the action type).
     fn with_retries<T, Fut>(
@@ -674,7 +675,7 @@ impl LiveRespond {
                     }
                     | Failure::MaybeApplied {
                         after: Some(after), ..
-                    } => (rate_limit_wait(*after), true),
+                    } => (http::rate_limit_pause(*after), true),
                     _ => (backoff.next().unwrap_or(max_delay), false),
                 };
                 if shutdown.load(Ordering::Relaxed) {
@@ -818,20 +819,8 @@ impl LedgerEntry {
     }
 }
 
-/// Rate-limit waits are never shorter than this: a reset read as now or past (rounded to the
-/// second, a drifting clock) must not turn into a burst of attempts.
-const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
-/// At most this much is added at random to a rate-limit wait, so that what waited together
-/// does not return together.
-const RATE_LIMIT_JITTER: Duration = Duration::from_millis(500);
 /// The note on a message sent again when whether the first one arrived cannot be checked.
 const POSSIBLE_REPEAT: &str = "possible repeat: the first attempt's answer was lost";
-
-/// The wait before retrying after a vendor asked for `after`: at least the floor, plus jitter.
-fn rate_limit_wait(after: Duration) -> Duration {
-    let jitter = rand::random_range(0..=RATE_LIMIT_JITTER.as_millis() as u64);
-    after.max(RATE_LIMIT_FLOOR) + Duration::from_millis(jitter)
-}
 
 /// Sleep `wait`, waking early when `shutdown` is set; whether the whole wait passed.
 async fn sleep_unless_stopped(wait: Duration, shutdown: &AtomicBool) -> bool {
