@@ -8,20 +8,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use common::fakes::{FakeResponse, Fakes};
 use common::kafka::*;
+use common::{free_port, hook_envelope};
 use vigil::config::Config;
 use vigil::run::Embedded;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An embedded broker, the vendor fakes with credentials, the hook on a free port (secret
 /// "hook-secret") and the poller reading the fake's System Log.
@@ -55,19 +48,6 @@ fn wait_for_port(url: &str) {
         assert!(Instant::now() < deadline, "the hook receiver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn envelope(events: &[Value]) -> Value {
-    json!({
-        "eventType": "com.okta.event_hook",
-        "eventTypeVersion": "1.0",
-        "cloudEventsVersion": "0.1",
-        "source": "https://acme.okta.com/api/v1/eventHooks/who8",
-        "eventId": "b5a188b9-5ece-4636-b041-482ffda96311",
-        "eventTime": "2026-03-03T10:00:00.000Z",
-        "contentType": "application/json",
-        "data": {"events": events},
-    })
 }
 
 /// Every record on `topic` (all partitions), read for a few seconds.
@@ -191,7 +171,7 @@ fn run_pipeline(
             let status = client
                 .post(&url)
                 .header("Authorization", "hook-secret")
-                .json(&envelope(batch))
+                .json(&hook_envelope(batch))
                 .send()
                 .unwrap()
                 .status();

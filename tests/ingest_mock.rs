@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use common::fakes::{FakeResponse, Fakes};
 use common::kafka::*;
 use common::tansu::Stage;
+use common::{free_port, hook_envelope};
 use vigil::config::Config;
 use vigil::run::Embedded;
 
@@ -23,14 +24,6 @@ fn cluster_with_topics(prefix: &str, partitions: i32) -> (Embedded, Config) {
     let mut config = config("unused:9092", prefix);
     let embedded = Embedded::with_partitions(&mut config, partitions).expect("embedded broker");
     (embedded, config)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The hook receiver on a free port with secret "hook-secret"; its URL.
@@ -49,19 +42,6 @@ fn start_hook(config: &mut Config, dir: &std::path::Path) -> (Running<()>, Strin
         std::thread::sleep(Duration::from_millis(50));
     }
     (hook, url)
-}
-
-fn envelope(events: &[Value]) -> Value {
-    json!({
-        "eventType": "com.okta.event_hook",
-        "eventTypeVersion": "1.0",
-        "cloudEventsVersion": "0.1",
-        "source": "https://acme.okta.com/api/v1/eventHooks/who8",
-        "eventId": "b5a188b9-5ece-4636-b041-482ffda96311",
-        "eventTime": "2026-11-22T10:00:00.000Z",
-        "contentType": "application/json",
-        "data": {"events": events},
-    })
 }
 
 fn events_for(users: &[&str], per_user: usize) -> Vec<Value> {
@@ -108,7 +88,7 @@ fn the_hook_verifies_checks_its_secret_and_stores_each_event_keyed_by_user() {
 
     let events = events_for(&["00uA", "00uB", "00uC"], 4);
     for secret in [None, Some("hook-secreT"), Some("Bearer hook-secret")] {
-        let mut request = client.post(&url).json(&envelope(&events));
+        let mut request = client.post(&url).json(&hook_envelope(&events));
         if let Some(secret) = secret {
             request = request.header("Authorization", secret);
         }
@@ -147,7 +127,7 @@ fn the_hook_verifies_checks_its_secret_and_stores_each_event_keyed_by_user() {
     let stored = client
         .post(&url)
         .header("Authorization", "hook-secret")
-        .json(&envelope(&events))
+        .json(&hook_envelope(&events))
         .send()
         .unwrap();
     assert_eq!(stored.status(), 200);
@@ -186,7 +166,7 @@ fn with_the_broker_down_the_hook_answers_503_and_okta_s_retry_stores_the_events(
         client
             .post(&url)
             .header("Authorization", "hook-secret")
-            .json(&envelope(&events))
+            .json(&hook_envelope(&events))
             .timeout(Duration::from_secs(10))
             .send()
             .unwrap()
@@ -886,7 +866,11 @@ listen = "127.0.0.1:{http_port}"
         "the missing field is named: {reason}"
     );
     assert_eq!(
-        post(Some("hook-secret"), envelope(&[]).to_string().into_bytes()).0,
+        post(
+            Some("hook-secret"),
+            hook_envelope(&[]).to_string().into_bytes()
+        )
+        .0,
         200
     );
     let oversized = vec![b' '; 200_000];
@@ -902,7 +886,7 @@ listen = "127.0.0.1:{http_port}"
     assert_eq!(
         post(
             Some("hook-secret"),
-            envelope(&events).to_string().into_bytes()
+            hook_envelope(&events).to_string().into_bytes()
         )
         .0,
         200
@@ -1034,7 +1018,7 @@ fn simulated_traffic_through_the_hook_reaches_the_vendors_as_the_policies_decide
         let status = client
             .post(&url)
             .header("Authorization", "hook-secret")
-            .json(&envelope(batch))
+            .json(&hook_envelope(batch))
             .send()
             .unwrap()
             .status();

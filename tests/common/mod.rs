@@ -84,3 +84,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A TCP port free on 127.0.0.1 right now (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An Okta Event Hook delivery carrying `events`, as Okta sends it.
+pub fn hook_envelope(events: &[serde_json::Value]) -> serde_json::Value {
+    serde_json::json!({
+        "eventType": "com.okta.event_hook",
+        "eventTypeVersion": "1.0",
+        "cloudEventsVersion": "0.1",
+        "source": "https://acme.okta.com/api/v1/eventHooks/who8",
+        "eventId": "b5a188b9-5ece-4636-b041-482ffda96311",
+        "eventTime": "2026-11-22T10:00:00.000Z",
+        "contentType": "application/json",
+        "data": {"events": events},
+    })
+}
