@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::fakes::Fakes;
+use common::free_port;
 use common::tansu::Stage;
 
 #[test]
@@ -24,13 +25,6 @@ fn vigil_run_on_the_embedded_broker_takes_a_hook_delivery_to_the_vendors() {
         let path = dir.path().join(name);
         std::fs::write(&path, value).unwrap();
         path.display().to_string()
-    };
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
     };
     let (port, http_port) = (free_port(), free_port());
     let config = dir.path().join("vigil.toml");
@@ -256,14 +250,6 @@ fn promtool_check(metrics: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `vigil ARGS` with `env` added, its stderr appended to `log`.
