@@ -120,9 +120,12 @@ pub fn simulated_events(users: usize, days: u32, seed: u64) -> Vec<Value> {
     .events
 }
 
-/// Produce `payloads` to `topic`, each keyed by its key, and check every acknowledgement.
+/// Produce `payloads` to `topic`, each keyed by its key, and check every acknowledgement. Keys
+/// are partitioned as Vigil's own producers do (like the Java client), so a user's records land
+/// where Vigil would put them: decisions partition N pairs with events partition N.
 pub fn produce(config: &Config, topic: &str, payloads: &[(Option<String>, Vec<u8>)]) {
     let producer: FutureProducer = client(config)
+        .set("partitioner", "murmur2_random")
         .set("message.max.bytes", "20000000")
         .set("linger.ms", "5")
         .create()
