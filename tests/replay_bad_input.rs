@@ -61,7 +61,10 @@ fn bad_records_are_reported_by_line_and_the_rest_is_processed() {
     ] {
         assert!(err.contains(expected), "stderr lacks {expected:?}:\n{err}");
     }
-    assert!(err.contains("replay: 3 events (3 evaluated)"), "{err}");
+    assert!(
+        err.contains("replay: 3 events (3 evaluated, 0 repeats ignored)"),
+        "{err}"
+    );
     assert!(err.contains("5 bad records"), "{err}");
     // The valid events around the bad ones still produce the brute-force decision.
     let decisions: Vec<serde_json::Value> = stdout(&out)
