@@ -70,3 +70,16 @@ pub fn hangups() -> anyhow::Result<Arc<std::sync::atomic::AtomicU64>> {
         })?;
     Ok(HANGUPS.get_or_init(|| count).clone())
 }
+
+/// Sleep `wait`, waking early when `shutdown` is set; whether the whole wait passed.
+pub async fn sleep_unless_stopped(wait: std::time::Duration, shutdown: &AtomicBool) -> bool {
+    let until = tokio::time::Instant::now() + wait;
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::time::sleep((until - now).min(std::time::Duration::from_millis(50))).await;
+    }
+    false
+}

@@ -200,7 +200,7 @@ impl Poller {
                     } else if !done.full {
                         self.caught_up();
                         // Okta adds events as they happen.
-                        pause(
+                        crate::shutdown::sleep_unless_stopped(
                             Duration::from_millis(self.config.poll_interval_ms),
                             &shutdown,
                         )
@@ -280,7 +280,7 @@ impl Poller {
                 Err(e) => error!(error = %format!("{e:#}"), "cannot reload the Okta token"),
             }
         }
-        pause(wait, shutdown).await;
+        crate::shutdown::sleep_unless_stopped(wait, shutdown).await;
     }
 
     async fn rate_limited(&mut self, wait: Duration, shutdown: &AtomicBool) {
@@ -293,7 +293,7 @@ impl Poller {
             ?wait,
             "Okta's System Log rate limit is spent; waiting for its reset"
         );
-        pause(wait, shutdown).await;
+        crate::shutdown::sleep_unless_stopped(wait, shutdown).await;
     }
 
     /// The first time a page is not full after a start without a cursor: say what was found.
@@ -550,13 +550,4 @@ fn authorization(okta: &OktaConfig) -> anyhow::Result<Secret> {
         OktaAuth::Bearer => "Bearer",
     };
     Ok(Secret::new(format!("{scheme} {}", token.expose())))
-}
-
-/// Sleep `wait`, waking early on shutdown.
-async fn pause(wait: Duration, shutdown: &AtomicBool) {
-    let until = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < until && !shutdown.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50).min(until - tokio::time::Instant::now()))
-            .await;
-    }
 }

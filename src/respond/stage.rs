@@ -701,7 +701,7 @@ impl LiveRespond {
                     "{failure}; retried after {} ms",
                     wait.as_millis()
                 ));
-                if !sleep_unless_stopped(wait, shutdown).await {
+                if !crate::shutdown::sleep_unless_stopped(wait, shutdown).await {
                     return (Err(failure), calls);
                 }
             }
@@ -821,19 +821,6 @@ impl LedgerEntry {
 
 /// The note on a message sent again when whether the first one arrived cannot be checked.
 const POSSIBLE_REPEAT: &str = "possible repeat: the first attempt's answer was lost";
-
-/// Sleep `wait`, waking early when `shutdown` is set; whether the whole wait passed.
-async fn sleep_unless_stopped(wait: Duration, shutdown: &AtomicBool) -> bool {
-    let until = tokio::time::Instant::now() + wait;
-    while !shutdown.load(Ordering::Relaxed) {
-        let now = tokio::time::Instant::now();
-        if now >= until {
-            return true;
-        }
-        tokio::time::sleep((until - now).min(Duration::from_millis(100))).await;
-    }
-    false
-}
 
 /// Add what the lookup after an uncertain answer found to the ledger's `retries` notes.
 fn lookup_note(notes: &RefCell<Vec<String>>, found: &str) {
